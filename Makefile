@@ -1,0 +1,47 @@
+# The README's two commands: `make demo` and `make test`. Both set everything up first,
+# idempotently: Debian packages (when this user may install them), a virtual environment with
+# livesub, its Python dependencies and its model packages.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# libportaudio2: sounddevice (microphone input); apertium + pairs: rule-based translation.
+DEB_PACKAGES ?= libportaudio2 apertium apertium-eng-spa
+
+.PHONY: demo test setup system-packages lint clean
+
+demo: setup
+	$(BIN)/livesub transcribe audio_fixtures/en_conversation_2spk_30s.wav --out out/demo
+	@echo "--- out/demo/en_conversation_2spk_30s.srt"
+	@cat out/demo/en_conversation_2spk_30s.srt
+
+test: lint
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/mypy
+
+setup: system-packages $(VENV)/.installed
+
+# Installs what is missing when we are root (or have password-less sudo); otherwise names it.
+system-packages:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else echo "livesub: please install these Debian packages:$$missing (sudo apt-get install$$missing)"; exit 0; fi; \
+	echo "livesub: installing Debian packages:$$missing"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
+	  || echo "livesub: could not install:$$missing (live microphone input and Apertium translation need them)"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[models,dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

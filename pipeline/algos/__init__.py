@@ -1,0 +1,1 @@
+"""Pure, synchronous algorithms with no asyncio and no model loading: tested on their own."""

@@ -1,0 +1,183 @@
+"""Speech recognition with faster-whisper (CTranslate2).
+
+The model is loaded by local path (a model *name* would make faster-whisper reach for a hub) and
+runs on a thread of its own; faster-whisper's lazy ``segments`` generator is consumed inside that
+thread, or the decode would run on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import models
+from pipeline.config import AsrConfig
+from pipeline.errors import ConfigError, ModelError
+from pipeline.events import Samples, SpeechSegment, Transcript, Word
+
+log = logging.getLogger(__name__)
+
+#: Characters of earlier text passed as Whisper's prompt (it keeps at most 223 tokens anyway).
+PROMPT_CHARS = 600
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One Whisper segment, times in seconds relative to the decoded audio."""
+
+    text: str
+    start: float
+    end: float
+    words: tuple[Word, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+class WhisperDecoder:
+    """A loaded Whisper model. ``decode`` blocks: call it from the model's own thread."""
+
+    def __init__(self, config: AsrConfig) -> None:
+        self.model_id = config.model
+        self.path: Path = models.resolve(config.model, "whisper")
+        self.compute_type = config.compute_type
+        self.threads = config.threads or os.cpu_count() or 1
+        started = time.perf_counter()
+        try:
+            from faster_whisper import WhisperModel
+
+            self._model: Any = WhisperModel(
+                str(self.path), device="cpu", compute_type=config.compute_type, cpu_threads=self.threads
+            )
+        except (RuntimeError, ValueError, OSError) as e:
+            raise ModelError(f"cannot load Whisper model from {self.path}: {e}") from None
+        self.load_seconds = time.perf_counter() - started
+        self.languages: tuple[str, ...] = tuple(self._model.supported_languages)
+        log.info(
+            "loaded %s (%s, %d threads) in %.2f s", self.path, config.compute_type, self.threads, self.load_seconds
+        )
+
+    def check_language(self, language: str) -> None:
+        """Raises ConfigError for a language this model does not know ('auto' is always fine)."""
+        if language != "auto" and language not in self.languages:
+            if len(self.languages) == 1:
+                raise ConfigError(f"model '{self.model_id}' knows only '{self.languages[0]}', not '{language}'")
+            raise ConfigError(f"unknown language '{language}' (use auto or one of: {' '.join(sorted(self.languages))})")
+
+    def decode(
+        self,
+        audio: Samples,
+        *,
+        language: str | None,
+        task: str,
+        beam_size: int,
+        prompt: str | None = None,
+        word_timestamps: bool = True,
+    ) -> tuple[list[Decoded], str, float]:
+        """Decodes mono 16 kHz audio; returns its segments, the language and its probability."""
+        segments, info = self._model.transcribe(
+            audio,
+            language=language,
+            task=task,
+            beam_size=beam_size,
+            initial_prompt=prompt or None,
+            word_timestamps=word_timestamps,
+            vad_filter=False,
+        )
+        decoded = []
+        for s in segments:  # the lazy generator: this is where the decoding happens
+            words = tuple(
+                Word(w.word.strip(), float(w.start), float(w.end), float(w.probability)) for w in (s.words or ())
+            )
+            decoded.append(
+                Decoded(
+                    s.text.strip(),
+                    float(s.start),
+                    float(s.end),
+                    words,
+                    s.avg_logprob,
+                    s.no_speech_prob,
+                    s.compression_ratio,
+                )
+            )
+        return decoded, info.language, float(info.language_probability)
+
+
+class RecordingAsrStage:
+    """SpeechSegment -> Transcript: each chunk of a recording decoded whole; every result final.
+
+    With ``language = "auto"`` the language is detected on the first chunk and kept for the rest
+    of the recording. ``on_progress`` hears the stream position (seconds) decoded so far.
+    """
+
+    name = "asr"
+
+    def __init__(
+        self, decoder: WhisperDecoder, config: AsrConfig, on_progress: Callable[[float], None] | None = None
+    ) -> None:
+        self._decoder = decoder
+        self._config = config
+        self._on_progress = on_progress
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
+        self.language: str | None = None if config.language == "auto" else config.language
+        self.language_probability: float | None = None
+        self.compute_seconds = 0.0
+        self._segment_id = 0
+
+    def _decode(self, segment: SpeechSegment, prompt: str) -> tuple[list[Decoded], str, float]:
+        started = time.perf_counter()
+        result = self._decoder.decode(
+            segment.audio,
+            language=self.language,
+            task=self._config.task,
+            beam_size=self._config.beam_size,
+            prompt=prompt,
+        )
+        self.compute_seconds += time.perf_counter() - started
+        return result
+
+    async def run(self, inputs: AsyncIterator[SpeechSegment]) -> AsyncGenerator[Transcript, None]:
+        loop = asyncio.get_running_loop()
+        prompt = ""
+        try:
+            async for segment in inputs:
+                decoded, language, probability = await loop.run_in_executor(
+                    self._executor, self._decode, segment, prompt
+                )
+                if self.language is None:
+                    self.language, self.language_probability = language, probability
+                    log.info("detected language %s (p=%.2f)", language, probability)
+                offset = segment.start_s
+                texts = []
+                for d in decoded:
+                    if not d.text:
+                        continue
+                    words = tuple(
+                        Word(w.text, round(w.start + offset, 3), round(w.end + offset, 3), w.probability)
+                        for w in d.words
+                    )
+                    yield Transcript(
+                        utterance=self._segment_id,
+                        committed=d.text,
+                        tentative="",
+                        start=round(d.start + offset, 3),
+                        end=round(min(d.end + offset, segment.end_s), 3),
+                        language=self.language,
+                        final=True,
+                        words=words,
+                    )
+                    self._segment_id += 1
+                    texts.append(d.text)
+                if self._config.condition_on_previous_text:
+                    prompt = (prompt + " " + " ".join(texts)).strip()[-PROMPT_CHARS:]
+                if self._on_progress:
+                    self._on_progress(segment.end_s)
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)

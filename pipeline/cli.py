@@ -1,0 +1,149 @@
+"""The ``livesub`` command. It parses arguments, builds a configuration and calls the job; the
+logic lives in the modules it calls. Errors a user can act on are one line on stderr and a
+non-zero exit: 1 when some input failed, 2 for a usage, configuration or model problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__, models
+from pipeline.config import OUTPUT_FORMATS, Config, load_config
+from pipeline.errors import ConfigError, LivesubError
+
+log = logging.getLogger("livesub")
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, no usage dump
+        raise ConfigError(f"{message} (see {self.prog} --help)")
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip() for f in text.split(",") if f.strip())
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {', '.join(unknown) or '(none)'}; use some of {','.join(OUTPUT_FORMATS)}"
+        )
+    return formats
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="livesub", description="Offline streaming speech translation and transcription.")
+    parser.add_argument("--version", action="version", version=f"livesub {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (never the transcript text)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    transcribe = commands.add_parser("transcribe", help="turn recordings into SRT, WebVTT, JSON and text transcripts")
+    transcribe.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="recordings (WAV, FLAC, Ogg/Opus, MP3, ...)"
+    )
+    transcribe.add_argument("--language", help="spoken language (ISO 639-1, e.g. en) or auto (default)")
+    transcribe.add_argument("--task", choices=("transcribe", "translate"), help="translate: any language into English")
+    transcribe.add_argument("--model", help="model id (see `livesub models list`) or a CTranslate2 model directory")
+    transcribe.add_argument("--out", type=Path, help="directory for the transcripts (default: beside each input)")
+    transcribe.add_argument(
+        "--formats", type=_formats, help=f"comma-separated, from {','.join(OUTPUT_FORMATS)} (default: all)"
+    )
+    transcribe.add_argument(
+        "--config", type=Path, action="append", default=[], help="TOML configuration file (repeatable)"
+    )
+
+    model_cmd = commands.add_parser("models", help="list or verify the models")
+    model_sub = model_cmd.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    model_sub.add_parser("list", help="each model, its size and whether it is ready")
+    model_sub.add_parser("verify", help="check every model file's checksum; exit 1 on a problem")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    asr = {"language": args.language, "task": args.task, "model": args.model}
+    output = {"formats": list(args.formats) if args.formats else None}
+    return load_config(
+        args.config, {"asr": {k: v for k, v in asr.items() if v}, "output": {k: v for k, v in output.items() if v}}
+    )
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from pipeline.asr import WhisperDecoder
+    from pipeline.transcribe import transcribe_file
+
+    config = _config(args)
+    decoder = WhisperDecoder(config.asr)
+    decoder.check_language(config.asr.language)
+    failed = 0
+    for path in args.inputs:
+        try:
+            result = transcribe_file(path, config, decoder, args.out)
+        except LivesubError as e:
+            print(f"livesub: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        rtf = result.wall_s / result.audio_s if result.audio_s else 0.0
+        outputs = ", ".join(str(p) for p in result.outputs)
+        speed = f"{result.audio_s:.1f} s of audio in {result.wall_s:.1f} s (RTF {rtf:.2f})"
+        print(f"{path}: {result.segments} segments, language {result.language}, {speed} -> {outputs}")
+    return EXIT_FAILED if failed else 0
+
+
+def _human_size(size: int) -> str:
+    return f"{size / 1e6:.0f} MB" if size else "-"
+
+
+def _models(args: argparse.Namespace) -> int:
+    specs = models.load_registry()
+    if args.models_command == "list":
+        print(f"{'id':<17} {'kind':<14} {'size':>7}  {'status':<8} description")
+        for spec in specs.values():
+            state = models.status(spec)
+            ready = "ready" if state.ready else "missing"
+            print(f"{spec.id:<17} {spec.kind:<14} {_human_size(spec.size):>7}  {ready:<8} {spec.description}")
+            if state.detail != "ready":
+                print(f"{'':<17} {state.detail}")
+        print(f"cache: {models.cache_dir()}")
+        return 0
+    problems = 0
+    for spec in specs.values():
+        found = models.verify(spec)
+        for problem in found:
+            print(f"livesub: {problem}", file=sys.stderr)
+        print(f"{spec.id}: {'ok' if not found else 'FAILED'}")
+        problems += len(found)
+    return EXIT_FAILED if problems else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except LivesubError as e:
+        print(f"livesub: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        if args.command == "transcribe":
+            return _transcribe(args)
+        return _models(args)
+    except LivesubError as e:
+        print(f"livesub: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("livesub: interrupted; what was finished has been written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a bug: still one line, with a way to see more
+        log.debug("unexpected error", exc_info=True)
+        print(f"livesub: internal error: {type(e).__name__}: {e} (run with -v for details)", file=sys.stderr)
+        if args.verbose:
+            raise
+        return EXIT_FAILED

