@@ -85,9 +85,8 @@ def main() -> None:
         ours_wer = corpus_wer([(r["reference"], r["livesub"]) for r in group], language)
         theirs_wer = corpus_wer([(r["reference"], r["faster_whisper"]) for r in group], language)
         print(f"{language:<9}{len(group):>6}{ours_wer:>10.1%}{theirs_wer:>16.1%}")
-    print(
-        f"RTF (wall / audio, model loaded once): livesub {seconds['livesub'] / audio_s:.3f}, faster-whisper {seconds['faster-whisper'] / audio_s:.3f}"
-    )
+    rtf = {name: round(spent / audio_s, 3) for name, spent in seconds.items()}
+    print(f"RTF (wall / audio, model loaded once): {rtf}")
     if args.json:
         args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
 
