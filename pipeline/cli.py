@@ -15,6 +15,7 @@ from typing import Any
 from pipeline import __version__, models
 from pipeline.config import OUTPUT_FORMATS, Config, load_config
 from pipeline.errors import ConfigError, LivesubError
+from pipeline.events import Transcript
 
 log = logging.getLogger("livesub")
 
@@ -59,6 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, action="append", default=[], help="TOML configuration file (repeatable)"
     )
 
+    live = commands.add_parser("live", help="live subtitles from a microphone or a recording played as if live")
+    where = live.add_mutually_exclusive_group()
+    where.add_argument("--input", type=Path, metavar="FILE", help="play a recording instead of using a microphone")
+    where.add_argument("--device", help="microphone: index or part of its name (default: the system's)")
+    where.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
+    pace = live.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--realtime", dest="realtime", action="store_true", default=True, help="play --input at its own speed (default)"
+    )
+    pace.add_argument(
+        "--instant", dest="realtime", action="store_false", help="play --input as fast as the pipeline takes it"
+    )
+    live.add_argument("--channels", type=int, help="microphone channels to capture (default: all, at most 8)")
+    live.add_argument("--language", help="spoken language (ISO 639-1) or auto (default)")
+    live.add_argument("--model", help="model id or CTranslate2 model directory")
+    live.add_argument("--config", type=Path, action="append", default=[], help="TOML configuration file (repeatable)")
+    live.add_argument(
+        "--events", metavar="FILE|-", help="write every event as a JSON line to FILE, or to stdout with -"
+    )
+    live.add_argument("--out", type=Path, default=Path("."), help="where the session transcript is saved (default: .)")
+
     model_cmd = commands.add_parser("models", help="list or verify the models")
     model_sub = model_cmd.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     model_sub.add_parser("list", help="each model, its size and whether it is ready")
@@ -67,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    asr = {"language": args.language, "task": args.task, "model": args.model}
-    output = {"formats": list(args.formats) if args.formats else None}
+    asr = {"language": args.language, "task": getattr(args, "task", None), "model": args.model}
+    formats = getattr(args, "formats", None)
+    output = {"formats": list(formats) if formats else None}
     return load_config(
         args.config, {"asr": {k: v for k, v in asr.items() if v}, "output": {k: v for k, v in output.items() if v}}
     )
@@ -94,6 +117,84 @@ def _transcribe(args: argparse.Namespace) -> int:
         speed = f"{result.audio_s:.1f} s of audio in {result.wall_s:.1f} s (RTF {rtf:.2f})"
         print(f"{path}: {result.segments} segments, language {result.language}, {speed} -> {outputs}")
     return EXIT_FAILED if failed else 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    from pipeline.asr import WhisperDecoder
+    from pipeline.formats import TranscriptWriter
+    from pipeline.live import Emission, run_session
+    from pipeline.sources import FileSource, MicrophoneSource, Source, list_input_devices
+    from pipeline.view import JsonlWriter, TerminalView, event_record
+
+    if args.list_devices:
+        print("\n".join(list_input_devices()) or "no input devices")
+        return 0
+    config = _config(args)
+    decoder = WhisperDecoder(config.asr)
+    decoder.check_language(config.asr.language)
+    source: Source
+    if args.input is not None:
+        source = FileSource(args.input, realtime=args.realtime, block_ms=config.audio.block_ms)
+        stem = f"{args.input.stem}.live"
+    else:
+        device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
+        source = MicrophoneSource(device, channels=args.channels, block_ms=config.audio.block_ms)
+        stem = time.strftime("session-%Y%m%d-%H%M%S")
+        print(
+            f"livesub: listening on '{source.device_name}' ({source.rate} Hz, {source.channels} ch); Ctrl-C ends",
+            file=sys.stderr,
+        )
+
+    events_file = None
+    events: JsonlWriter | None = None
+    if args.events == "-":
+        events = JsonlWriter(sys.stdout)
+        view = TerminalView(sys.stderr)
+    else:
+        if args.events:
+            events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 (closed in finally)
+        events = JsonlWriter(events_file) if events_file else None
+        view = TerminalView(sys.stdout)
+    writer = TranscriptWriter(args.out, stem, ("txt", "srt", "vtt", "json"))
+
+    def on_emission(emission: Emission) -> None:
+        if events is not None:
+            events.write(event_record(emission))
+        view.show(emission)
+        if isinstance(emission.event, Transcript) and emission.event.final and emission.event.committed:
+            writer.add(emission.event)
+
+    try:
+        result = asyncio.run(run_session(config, decoder, source, on_emission, handle_interrupt=True))
+    finally:
+        view.close()
+        name = source.device_name if isinstance(source, MicrophoneSource) else str(args.input)
+        writer.write_json({"source": name, "model": decoder.model_id, "complete": True})
+        writer.close()
+        if events_file:
+            events_file.close()
+    if events is not None:
+        events.write(
+            {
+                "type": "session",
+                "audio_s": round(result.audio_s, 3),
+                "wall_s": round(result.wall_s, 3),
+                "overflows": result.overflows,
+                "lost": result.lost,
+                "utterances": len(result.finals),
+            }
+        )
+    saved = ", ".join(str(p) for p in writer.written) or "nothing (no speech)"
+    print(f"livesub: {len(result.finals)} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
+    if result.overflows:
+        print(f"livesub: {result.overflows} audio blocks were lost (input overflow)", file=sys.stderr)
+    if result.lost:
+        print(f"livesub: {result.lost}; the session ended there", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
 def _human_size(size: int) -> str:
@@ -134,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "transcribe":
             return _transcribe(args)
+        if args.command == "live":
+            return _live(args)
         return _models(args)
     except LivesubError as e:
         print(f"livesub: error: {e}", file=sys.stderr)

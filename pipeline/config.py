@@ -36,22 +36,45 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class VadConfig:
-    """Finding speech. Silero (inside faster-whisper) for recordings; level-independent."""
+    """Finding speech.
 
-    #: Speech probability above which a frame is speech (Silero).
+    Live audio: WebRTC VAD decides each frame (on a level-normalised copy, so quiet speech
+    counts), a hysteresis gate turns frames into utterances, and Silero (shipped in
+    faster-whisper) confirms each utterance before it reaches ASR, so steady noise does not.
+    Recordings: Silero finds stretches of speech directly.
+    """
+
+    #: WebRTC VAD frame length: 10, 20 or 30 ms.
+    frame_ms: int = 30
+    #: WebRTC VAD aggressiveness, 0 (least) to 3 (most eager to call a frame non-speech).
+    aggressiveness: int = 3
+    #: Voiced audio within the last 300 ms that starts an utterance, in milliseconds.
+    start_voiced_ms: int = 150
+    #: Silence that ends an utterance, in milliseconds (the main part of the final latency).
+    end_silence_ms: int = 500
+    #: Audio kept before the first voiced frame and after the last one, in milliseconds.
+    pre_roll_ms: int = 300
+    post_roll_ms: int = 150
+    #: Longest live utterance before it is split at its quietest point, in seconds.
+    max_utterance_s: float = 15.0
+    #: Confirm each live utterance with Silero before it reaches ASR.
+    confirm: bool = True
+    #: Silero speech probability above which audio is speech.
     threshold: float = 0.5
-    #: Silence that ends a stretch of speech, in milliseconds.
-    min_silence_ms: int = 1000
-    #: Audio kept on each side of detected speech, in milliseconds (keeps first syllables).
-    speech_pad_ms: int = 400
-    #: Longest stretch of speech before it is split at its quietest point, in seconds.
-    max_utterance_s: float = 28.0
+    #: Recordings: silence that ends a stretch of speech, and audio kept around it, in ms.
+    recording_min_silence_ms: int = 1000
+    recording_speech_pad_ms: int = 400
 
     def __post_init__(self) -> None:
+        _check(self.frame_ms in (10, 20, 30), "vad.frame_ms must be 10, 20 or 30")
+        _check(0 <= self.aggressiveness <= 3, "vad.aggressiveness must be 0 to 3")
+        _check(self.frame_ms <= self.start_voiced_ms <= 300, "vad.start_voiced_ms must be between frame_ms and 300")
+        _check(self.end_silence_ms >= 100, "vad.end_silence_ms must be at least 100")
+        _check(0 <= self.pre_roll_ms <= 2000 and 0 <= self.post_roll_ms <= 2000, "vad rolls must be 0 to 2000 ms")
+        _check(2.0 <= self.max_utterance_s <= 30.0, "vad.max_utterance_s must be 2 to 30 s")
         _check(0.0 < self.threshold < 1.0, "vad.threshold must be between 0 and 1")
-        _check(self.min_silence_ms >= 0, "vad.min_silence_ms must not be negative")
-        _check(self.speech_pad_ms >= 0, "vad.speech_pad_ms must not be negative")
-        _check(1.0 <= self.max_utterance_s <= 30.0, "vad.max_utterance_s must be 1 to 30 s")
+        _check(self.recording_min_silence_ms >= 0, "vad.recording_min_silence_ms must not be negative")
+        _check(self.recording_speech_pad_ms >= 0, "vad.recording_speech_pad_ms must not be negative")
 
 
 @dataclass(frozen=True)
@@ -83,6 +106,42 @@ class AsrConfig:
         _check(1.0 <= self.max_chunk_s <= 30.0, "asr.max_chunk_s must be between 1 and 30")
         _check(self.max_gap_s >= 0.0, "asr.max_gap_s must not be negative")
         _check(bool(self.language), "asr.language must not be empty (use auto)")
+
+
+@dataclass(frozen=True)
+class StreamingConfig:
+    """Live recognition: how the open utterance is re-decoded and when words are committed."""
+
+    #: Least new audio between two decodes of the open utterance, in seconds. Decodes never
+    #: queue: while one runs, arriving audio waits and is decoded together by the next.
+    partial_interval_s: float = 0.3
+    #: Audio an utterance needs before its first decode, in seconds.
+    first_decode_s: float = 1.0
+    #: Words ending in the last this many seconds of the decoded audio stay tentative.
+    commit_margin_s: float = 1.0
+    #: Beam size for decodes of the open utterance (1 = greedy, the cheapest).
+    partial_beam_size: int = 1
+    #: Beam size for the decode that finalises an utterance, and for decodes made during a
+    #: pause (which the final reuses when the speaker does not go on).
+    final_beam_size: int = 5
+    #: Finalise with the latest hypothesis when it covers the utterance's audio at final quality.
+    reuse_hypothesis: bool = True
+    #: Silence appended to the utterance for the encoder, in seconds (see asr.decode_utterance).
+    encoder_pad_s: float = 3.0
+    #: Drop audio before a committed sentence end once the open utterance is this long, in s.
+    trim_after_s: float = 10.0
+    #: Characters of earlier text given to Whisper as its prompt (0 for none).
+    context_chars: int = 200
+
+    def __post_init__(self) -> None:
+        _check(0.05 <= self.partial_interval_s <= 5.0, "streaming.partial_interval_s must be 0.05 to 5")
+        _check(0.1 <= self.first_decode_s <= 5.0, "streaming.first_decode_s must be 0.1 to 5")
+        _check(0.0 <= self.commit_margin_s <= 5.0, "streaming.commit_margin_s must be 0 to 5")
+        _check(1 <= self.partial_beam_size <= 10, "streaming.partial_beam_size must be 1 to 10")
+        _check(1 <= self.final_beam_size <= 10, "streaming.final_beam_size must be 1 to 10")
+        _check(0.0 <= self.encoder_pad_s <= 30.0, "streaming.encoder_pad_s must be 0 to 30")
+        _check(2.0 <= self.trim_after_s <= 30.0, "streaming.trim_after_s must be 2 to 30")
+        _check(0 <= self.context_chars <= 1000, "streaming.context_chars must be 0 to 1000")
 
 
 @dataclass(frozen=True)
@@ -150,6 +209,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)

@@ -63,7 +63,8 @@ class SpeechSegment:
 
     A live VAD sends an utterance in several pieces as it is spoken; ``final`` marks the last
     piece (the utterance is closed). ``start`` and ``end`` are stream positions in samples of
-    this piece.
+    this piece; ``voiced_until`` is the stream position just after the utterance's last voiced
+    frame so far (the speaker is pausing when it lags behind ``end``).
     """
 
     utterance: int
@@ -71,6 +72,7 @@ class SpeechSegment:
     end: int
     audio: Samples
     final: bool = True
+    voiced_until: int | None = None
 
     @property
     def start_s(self) -> float:

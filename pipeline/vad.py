@@ -1,18 +1,26 @@
 """Voice activity detection stages.
 
-Recordings use Silero VAD v6, the ONNX model shipped inside faster-whisper (no torch). Silero
-normalises internally and finds speech near -65 dBFS as readily as at -20 dBFS, while steady noise
-(dishes, an exercise bike) yields nothing: measured on ../shared/audio.
+Live audio: WebRTC VAD decides each 10-30 ms frame on a level-normalised copy of the audio, a
+hysteresis gate (``algos.vad_gate``) turns the decisions into utterances, and Silero VAD v6 (the
+ONNX model shipped inside faster-whisper, no torch) confirms each utterance before it reaches
+ASR, so steady noise that fools WebRTC VAD never costs a decode.
+
+Recordings use Silero directly. Silero finds speech near -65 dBFS as readily as at -20 dBFS, while
+steady noise (dishes, an exercise bike) yields nothing: measured on ../shared/audio.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from pipeline.algos.speech_chunks import Chunk, SpeechChunker
+from pipeline.algos.vad_gate import LevelNormaliser, SpeechGate
 from pipeline.config import AsrConfig, VadConfig
 from pipeline.events import SAMPLE_RATE, AudioChunk, Samples, SpeechSegment
 
@@ -22,14 +30,14 @@ log = logging.getLogger(__name__)
 class SileroDetector:
     """Speech stretches in mono 16 kHz audio, from faster-whisper's bundled Silero model."""
 
-    def __init__(self, config: VadConfig) -> None:
+    def __init__(self, config: VadConfig, max_speech_s: float, min_silence_ms: int, speech_pad_ms: int) -> None:
         from faster_whisper.vad import VadOptions
 
         self._options = VadOptions(
             threshold=config.threshold,
-            min_silence_duration_ms=config.min_silence_ms,
-            speech_pad_ms=config.speech_pad_ms,
-            max_speech_duration_s=config.max_utterance_s,
+            min_silence_duration_ms=min_silence_ms,
+            speech_pad_ms=speech_pad_ms,
+            max_speech_duration_s=max_speech_s,
         )
 
     def __call__(self, audio: Samples) -> list[tuple[int, int]]:
@@ -51,7 +59,7 @@ class RecordingSpeechStage:
 
     def __init__(self, vad: VadConfig, asr: AsrConfig, window_s: float = 60.0) -> None:
         self._chunker = SpeechChunker(
-            SileroDetector(vad),
+            SileroDetector(vad, asr.max_chunk_s, vad.recording_min_silence_ms, vad.recording_speech_pad_ms),
             window=int(window_s * SAMPLE_RATE),
             margin=int(5 * SAMPLE_RATE),
             max_chunk=int(asr.max_chunk_s * SAMPLE_RATE),
@@ -76,5 +84,158 @@ class RecordingSpeechStage:
                     yield segment
             for segment in self._segments(await loop.run_in_executor(self._executor, self._chunker.finish)):
                 yield segment
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+#: Frames quieter than this (dBFS) are never speech, whatever the gain: digital silence, hiss.
+SILENCE_FLOOR_DBFS = -80.0
+#: Audio a pending utterance needs before Silero is asked to confirm it, and how often it is asked again.
+CONFIRM_AFTER_S = 0.45
+CONFIRM_EVERY_S = 0.3
+
+
+class LiveVadStage:
+    """AudioChunk -> SpeechSegment: utterances as they are spoken, in pieces.
+
+    Each piece carries new audio of the open utterance; the last piece has ``final=True`` and
+    ``end`` at the end of speech (audio sent after that point, during the closing silence, is
+    not part of the utterance). Utterance ids count confirmed utterances from 0. ``rejected``
+    counts the utterances Silero did not confirm.
+    """
+
+    name = "vad"
+
+    def __init__(self, config: VadConfig) -> None:
+        import webrtcvad
+
+        self._config = config
+        self._frame = SAMPLE_RATE * config.frame_ms // 1000
+        self._webrtc = webrtcvad.Vad(config.aggressiveness)
+        self._gate = SpeechGate(
+            frame_ms=config.frame_ms,
+            start_voiced_ms=config.start_voiced_ms,
+            end_silence_ms=config.end_silence_ms,
+            pre_roll_ms=config.pre_roll_ms,
+            post_roll_ms=config.post_roll_ms,
+            max_utterance_ms=int(config.max_utterance_s * 1000),
+        )
+        self._level = LevelNormaliser(frame_ms=config.frame_ms)
+        self._silero = (
+            SileroDetector(config, max_speech_s=30.0, min_silence_ms=100, speech_pad_ms=0) if config.confirm else None
+        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="silero")
+        self._floor = 10 ** (SILENCE_FLOOR_DBFS / 20)
+        # Audio from _history_start on; kept back to the open utterance's start (or the pre-roll).
+        self._history = np.zeros(0, dtype=np.float32)
+        self._history_start = 0
+        self._pending = np.zeros(0, dtype=np.float32)  # less than one frame, not yet decided
+        self._utterance = 0
+        self._start: int | None = None  # open utterance's first sample
+        self._sent = 0  # next sample of the open utterance to send
+        self._confirmed = False
+        self._next_check = 0
+        self.rejected = 0
+        self.frames = 0
+        self.compute_seconds = 0.0  # on the event loop, Silero included
+
+    def _frame_decisions(self, audio: Samples) -> list[tuple[bool, float]]:
+        decisions = []
+        for i in range(0, len(audio) - self._frame + 1, self._frame):
+            frame = audio[i : i + self._frame]
+            rms = float(np.sqrt(np.mean(frame * frame)))
+            gain = self._level.gain(rms)
+            pcm = np.clip(frame * (gain * 32767.0), -32768, 32767).astype(np.int16).tobytes()
+            voiced = rms > self._floor and self._webrtc.is_speech(pcm, SAMPLE_RATE)
+            decisions.append((voiced, rms))
+        return decisions
+
+    def _slice(self, start: int, end: int) -> Samples:
+        return self._history[start - self._history_start : end - self._history_start].copy()
+
+    async def _confirm(self, now: int) -> bool:
+        if self._silero is None:
+            return True
+        assert self._start is not None
+        audio = self._slice(self._start, now)
+        loop = asyncio.get_running_loop()
+        return bool(await loop.run_in_executor(self._executor, self._silero, audio))
+
+    async def _advance(self, now: int) -> list[SpeechSegment]:
+        """Sends the open utterance's new audio, once confirmed."""
+        if self._start is None:
+            return []
+        if not self._confirmed:
+            if now - self._start < CONFIRM_AFTER_S * SAMPLE_RATE or now < self._next_check:
+                return []
+            self._confirmed = await self._confirm(now)
+            self._next_check = now + int(CONFIRM_EVERY_S * SAMPLE_RATE)
+            if not self._confirmed:
+                return []
+        if now <= self._sent:
+            return []
+        voiced_until = self._gate.voiced_until * self._frame
+        piece = SpeechSegment(self._utterance, self._sent, now, self._slice(self._sent, now), False, voiced_until)
+        self._sent = now
+        return [piece]
+
+    async def _close(self, end: int) -> list[SpeechSegment]:
+        assert self._start is not None
+        if not self._confirmed and end - self._start >= 0.25 * SAMPLE_RATE:
+            self._confirmed = await self._confirm(end)
+        pieces = []
+        if self._confirmed:
+            begin = min(self._sent, end)
+            pieces.append(SpeechSegment(self._utterance, begin, end, self._slice(begin, end), True, end))
+            self._utterance += 1
+        else:
+            self.rejected += 1
+        self._start = None
+        self._confirmed = False
+        return pieces
+
+    async def _process(self, audio: Samples) -> list[SpeechSegment]:
+        self._history = np.concatenate([self._history, audio])
+        audio = np.concatenate([self._pending, audio])
+        first_frame = self.frames
+        decisions = self._frame_decisions(audio)
+        self._pending = audio[len(decisions) * self._frame :]
+        segments: list[SpeechSegment] = []
+        for i, (voiced, rms) in enumerate(decisions):
+            for boundary in self._gate.push(voiced, rms):
+                position = boundary.frame * self._frame
+                if boundary.kind == "start":
+                    self._start = self._sent = position
+                    self._next_check = 0
+                else:
+                    segments += await self._advance((first_frame + i) * self._frame)
+                    segments += await self._close(position)
+        self.frames += len(decisions)
+        segments += await self._advance(self.frames * self._frame)
+        self._trim()
+        return segments
+
+    def _trim(self) -> None:
+        now = self.frames * self._frame
+        keep = now - int((self._config.pre_roll_ms / 1000 + 1.0) * SAMPLE_RATE)
+        if self._start is not None:
+            keep = min(keep, self._start)
+        drop = keep - self._history_start
+        if drop > 0:
+            self._history = self._history[drop:]
+            self._history_start = keep
+
+    async def run(self, inputs: AsyncIterator[AudioChunk]) -> AsyncGenerator[SpeechSegment, None]:
+        try:
+            async for chunk in inputs:
+                started = time.perf_counter()
+                segments = await self._process(chunk.mono())
+                self.compute_seconds += time.perf_counter() - started
+                for segment in segments:
+                    yield segment
+            for boundary in self._gate.flush():
+                last = await self._advance(self.frames * self._frame)
+                for segment in last + await self._close(boundary.frame * self._frame):
+                    yield segment
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)

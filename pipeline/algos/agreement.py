@@ -1,0 +1,101 @@
+"""Committing streamed words: LocalAgreement-2 with guards against Whisper's failure modes.
+
+Each decode of the open utterance yields a hypothesis. A word is committed once two consecutive
+hypotheses agree on it (and on everything before it); committed words are never retracted.
+This is the LocalAgreement policy of whisper_streaming (Macháček et al., 2023), here applied to
+whole-utterance decodes with word times in stream seconds.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+from pipeline.events import Word
+
+#: A word that starts this long before the end of the last committed word is taken as a re-recognition.
+OVERLAP_S = 0.15
+
+
+def key(text: str) -> str:
+    """A word as compared between hypotheses: case, punctuation and accents of casing ignored."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(c for c in text if not unicodedata.category(c).startswith("P"))
+
+
+def _same(a: Sequence[Word], b: Sequence[Word]) -> bool:
+    return len(a) == len(b) and all(key(x.text) == key(y.text) for x, y in zip(a, b, strict=True))
+
+
+def cut_repetition(words: Sequence[Word], min_repeats: int = 3, max_ngram: int = 4) -> list[Word]:
+    """Cuts a hypothesis where Whisper starts looping: an n-gram repeated ``min_repeats`` times
+    in a row (a single word needs one more) keeps only its first occurrence."""
+    keys = [key(w.text) for w in words]
+    for i in range(len(keys)):
+        for n in range(1, max_ngram + 1):
+            needed = min_repeats + (1 if n == 1 else 0)
+            if i + n * needed > len(keys):
+                continue
+            gram = keys[i : i + n]
+            if all(keys[i + r * n : i + (r + 1) * n] == gram for r in range(1, needed)):
+                return list(words[: i + n])
+    return list(words)
+
+
+class LocalAgreement:
+    """Feed each new hypothesis of one utterance to :meth:`update`."""
+
+    def __init__(self) -> None:
+        self.committed: list[Word] = []
+        self.tentative: list[Word] = []
+        self._since_trim = 0  # committed words after the current audio trim point
+
+    def new_words(self, hypothesis: Sequence[Word]) -> list[Word]:
+        """The part of a hypothesis that goes beyond what is committed.
+
+        The decoded audio starts at the trim point, so a hypothesis normally repeats the words
+        committed since then: when it does, word for word, the rest is new. When Whisper has
+        re-worded the committed part, fall back on times, then drop an overlap of up to five
+        words that repeats the committed end.
+        """
+        since_trim = self.committed[len(self.committed) - self._since_trim :] if self._since_trim else []
+        if _same(hypothesis[: len(since_trim)], since_trim):
+            return list(hypothesis[len(since_trim) :])
+        if not self.committed:
+            return list(hypothesis)
+        last_end = self.committed[-1].end
+        later = [w for w in hypothesis if w.start >= last_end - OVERLAP_S]
+        for n in range(min(5, len(self.committed), len(later)), 0, -1):
+            if _same(self.committed[-n:], later[:n]):
+                return later[n:]
+        return later
+
+    def update(self, hypothesis: Sequence[Word], commit_until: float | None = None) -> list[Word]:
+        """Commits the agreed prefix, but no word ending after ``commit_until`` (stream seconds:
+        the last moments of the audio are where Whisper guesses); returns the newly committed words."""
+        new = self.new_words(hypothesis)
+        agreed = 0
+        while (
+            agreed < min(len(new), len(self.tentative))
+            and key(new[agreed].text) == key(self.tentative[agreed].text)
+            and (commit_until is None or new[agreed].end <= commit_until)
+        ):
+            agreed += 1
+        self._commit(new[:agreed])
+        self.tentative = new[agreed:]
+        return new[:agreed]
+
+    def finish(self, hypothesis: Sequence[Word] | None = None) -> list[Word]:
+        """Closes the utterance: commits the rest of ``hypothesis`` (or the tentative words)."""
+        rest = self.new_words(hypothesis) if hypothesis is not None else self.tentative
+        self._commit(rest)
+        self.tentative = []
+        return list(rest)
+
+    def trim(self, at: float) -> None:
+        """The decoded audio now starts at stream second ``at`` (a committed sentence end)."""
+        self._since_trim = sum(1 for w in self.committed if w.start >= at - OVERLAP_S)
+
+    def _commit(self, words: Sequence[Word]) -> None:
+        self.committed.extend(words)
+        self._since_trim += len(words)

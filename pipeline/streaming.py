@@ -1,0 +1,286 @@
+"""Streaming recognition: the open utterance re-decoded as it grows, words committed by agreement.
+
+Compute decides the cadence. One decode runs at a time on the model's thread; audio arriving
+meanwhile is only appended, and the next decode takes all of it (coalescing), so the stage never
+queues more work than the machine can do and never falls behind real time for long. Finals come
+first: when VAD closes an utterance, it is finalised before the next one is decoded, reusing the
+latest hypothesis when that already covers the utterance's audio, so a final rarely waits for a
+decode of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.algos.agreement import LocalAgreement, cut_repetition
+from pipeline.asr import Hypothesis, WhisperDecoder
+from pipeline.config import AsrConfig, StreamingConfig
+from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Word
+
+log = logging.getLogger(__name__)
+
+#: Languages written without spaces between words.
+UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "yue", "bo"})
+#: A hypothesis is dropped as non-speech when Whisper is this sure there is no speech...
+NO_SPEECH_PROB = 0.6
+#: ...and its average log-probability is below this (Whisper's own rule).
+LOW_LOGPROB = -1.0
+#: Above this, decoded text is repetitive enough to be a loop.
+MAX_COMPRESSION_RATIO = 2.4
+#: A word whose audio is this far (dB) below the utterance's loudest part is taken as invented.
+SILENT_WORD_DB = 40.0
+#: A hypothesis covers an utterance when it decoded audio up to this close to the utterance's end.
+COVER_TOLERANCE_S = 0.05
+#: The speaker is pausing when VAD has heard no voice for this long, in seconds. At least
+#: vad.post_roll_ms, so that a decode made in the pause covers the utterance if it ends there.
+PAUSE_S = 0.3
+
+
+def join_words(words: Sequence[Word], language: str) -> str:
+    separator = "" if language in UNSPACED else " "
+    return separator.join(w.text for w in words).strip()
+
+
+def _frame_levels(audio: Samples, frame: int = 320) -> Samples:
+    usable = len(audio) // frame * frame
+    if usable == 0:
+        return np.zeros(0, dtype=np.float32)
+    frames = audio[:usable].reshape(-1, frame)
+    levels: Samples = np.sqrt(np.mean(frames * frames, axis=1))
+    return levels
+
+
+def drop_silent_words(words: Sequence[Word], audio: Samples, offset_s: float) -> list[Word]:
+    """Cuts the hypothesis at the first word spoken over (near) silence: Whisper's inventions
+    on silence and noise sit there, real words do not."""
+    levels = _frame_levels(audio)
+    if len(levels) == 0:
+        return list(words)
+    floor = float(levels.max()) * 10 ** (-SILENT_WORD_DB / 20)
+    kept = []
+    for word in words:
+        first = max(0, int((word.start - offset_s) * 50))
+        last = max(first + 1, int(np.ceil((word.end - offset_s) * 50)))
+        span = levels[first:last]
+        if len(span) and float(span.max()) < floor:
+            break
+        kept.append(word)
+    return kept
+
+
+@dataclass
+class _Utterance:
+    id: int
+    start: int  # stream sample of audio[0]
+    audio: list[Samples] = field(default_factory=list)
+    samples: int = 0  # audio received
+    voiced_until: int = 0  # just after the last voiced frame, as an offset into the utterance
+    trim: int = 0  # decoded audio starts at this offset into the utterance
+    end: int | None = None  # set when VAD closed it: the utterance's length in samples
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    hypothesis: list[Word] | None = None  # latest, in stream seconds
+    final_quality: bool = False  # the latest hypothesis was decoded with the final beam size
+    decoded: int = 0  # samples covered by the latest decode
+    emitted: tuple[str, str] | None = None
+
+    def buffer(self, end: int | None = None) -> Samples:
+        if len(self.audio) > 1:
+            self.audio = [np.concatenate(self.audio)]
+        whole = self.audio[0] if self.audio else np.zeros(0, dtype=np.float32)
+        return whole[self.trim : end]
+
+
+class StreamingAsrStage:
+    """SpeechSegment pieces -> Transcript partials and finals, utterance by utterance."""
+
+    name = "asr"
+
+    def __init__(self, decoder: WhisperDecoder, asr: AsrConfig, streaming: StreamingConfig) -> None:
+        self._decoder = decoder
+        self._asr = asr
+        self._config = streaming
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
+        self.language: str | None = None if asr.language == "auto" else asr.language
+        self._context = ""  # text of finished utterances, for the prompt
+        self._heard_language = self.language or "en"  # the latest decode's, until one is locked
+        self.compute_seconds = 0.0
+        self.decodes = 0
+        self.reused_finals = 0
+        self.finals = 0
+
+    def _decode(self, audio: Samples, beam_size: int, prompt: str) -> Hypothesis:
+        started = time.perf_counter()
+        try:
+            return self._decoder.decode_utterance(
+                audio,
+                language=self.language,
+                task=self._asr.task,
+                beam_size=beam_size,
+                prompt=prompt,
+                pad_s=self._config.encoder_pad_s,
+            )
+        finally:
+            self.compute_seconds += time.perf_counter() - started
+            self.decodes += 1
+
+    def _prompt(self, utterance: _Utterance) -> str:
+        if not self._asr.condition_on_previous_text or self._config.context_chars == 0:
+            return ""
+        language = self.language or "en"
+        before_trim = [
+            w for w in utterance.agreement.committed if w.start < (utterance.start + utterance.trim) / SAMPLE_RATE
+        ]
+        text = (self._context + " " + join_words(before_trim, language)).strip()
+        return text[-self._config.context_chars :]
+
+    async def _hypothesis(self, utterance: _Utterance, end: int, beam_size: int) -> list[Word]:
+        """Decodes the utterance's audio up to ``end`` and returns the guarded words, in stream seconds."""
+        audio = utterance.buffer(end)
+        loop = asyncio.get_running_loop()
+        hypothesis = await loop.run_in_executor(self._executor, self._decode, audio, beam_size, self._prompt(utterance))
+        utterance.decoded = end
+        offset = (utterance.start + utterance.trim) / SAMPLE_RATE
+        if hypothesis.no_speech_prob > NO_SPEECH_PROB and hypothesis.avg_logprob < LOW_LOGPROB:
+            return []
+        words = [
+            Word(w.text, round(w.start + offset, 3), round(w.end + offset, 3), w.probability) for w in hypothesis.words
+        ]
+        words = cut_repetition(words)
+        if hypothesis.compression_ratio > MAX_COMPRESSION_RATIO and len(words) == len(hypothesis.words):
+            return []  # repetitive, yet not a simple loop we could cut: trust none of it
+        self._heard_language = hypothesis.language
+        return drop_silent_words(words, audio, offset)
+
+    def _transcript(self, utterance: _Utterance, final: bool) -> Transcript | None:
+        language = self.language or self._heard_language
+        committed = join_words(utterance.agreement.committed, language)
+        tentative = join_words(utterance.agreement.tentative, language)
+        if not final and (committed, tentative) == utterance.emitted:
+            return None
+        utterance.emitted = (committed, tentative)
+        end = utterance.end if utterance.end is not None else utterance.decoded
+        words = tuple(utterance.agreement.committed)
+        return Transcript(
+            utterance=utterance.id,
+            committed=committed,
+            tentative="" if final else tentative,
+            start=round(utterance.start / SAMPLE_RATE, 3),
+            end=round((utterance.start + end) / SAMPLE_RATE, 3),
+            language=language,
+            final=final,
+            words=words,
+        )
+
+    def _maybe_trim(self, utterance: _Utterance) -> None:
+        """Once the decoded audio is long, start it after the last committed sentence end."""
+        if (utterance.samples - utterance.trim) < self._config.trim_after_s * SAMPLE_RATE:
+            return
+        for word in reversed(utterance.agreement.committed):
+            if word.text.endswith((".", "?", "!", "。", "？", "！")):
+                at = int(word.end * SAMPLE_RATE) - utterance.start
+                if at > utterance.trim:
+                    utterance.trim = at
+                    utterance.agreement.trim(word.end)
+                return
+
+    async def _partial(self, utterance: _Utterance) -> Transcript | None:
+        end = utterance.samples
+        # In a pause, decode at final quality: if the speaker does not go on, the final reuses it.
+        final_quality = (
+            end - utterance.voiced_until >= PAUSE_S * SAMPLE_RATE
+            or self._config.partial_beam_size == self._config.final_beam_size
+        )
+        beam = self._config.final_beam_size if final_quality else self._config.partial_beam_size
+        words = await self._hypothesis(utterance, end, beam)
+        utterance.hypothesis = words
+        utterance.final_quality = final_quality
+        commit_until = (utterance.start + end) / SAMPLE_RATE - self._config.commit_margin_s
+        utterance.agreement.update(words, commit_until)
+        self._maybe_trim(utterance)
+        return self._transcript(utterance, final=False)
+
+    async def _final(self, utterance: _Utterance) -> Transcript | None:
+        assert utterance.end is not None
+        covered = utterance.decoded >= utterance.end - COVER_TOLERANCE_S * SAMPLE_RATE
+        reusable = utterance.hypothesis is not None and utterance.final_quality
+        if self._config.reuse_hypothesis and covered and reusable:
+            assert utterance.hypothesis is not None
+            words = [w for w in utterance.hypothesis if w.start < (utterance.start + utterance.end) / SAMPLE_RATE]
+            self.reused_finals += 1
+        else:
+            words = await self._hypothesis(utterance, utterance.end, self._config.final_beam_size)
+        utterance.agreement.finish(words)
+        if self.language is None:  # auto: the first finished utterance decides
+            self.language = self._heard_language
+        self.finals += 1
+        transcript = self._transcript(utterance, final=True)
+        if transcript is not None and transcript.committed:
+            self._context = (self._context + " " + transcript.committed).strip()[-1000:]
+        return transcript
+
+    async def run(self, inputs: AsyncIterator[SpeechSegment]) -> AsyncGenerator[Transcript, None]:
+        utterances: deque[_Utterance] = deque()
+        by_id: dict[int, _Utterance] = {}
+        arrived = asyncio.Event()
+        done = False
+
+        async def read() -> None:
+            nonlocal done
+            try:
+                await _read()
+            finally:
+                done = True
+                arrived.set()
+
+        async def _read() -> None:
+            async for piece in inputs:
+                utterance = by_id.get(piece.utterance)
+                if utterance is None:
+                    utterance = by_id[piece.utterance] = _Utterance(piece.utterance, piece.start)
+                    utterances.append(utterance)
+                if len(piece.audio):
+                    utterance.audio.append(piece.audio)
+                    utterance.samples += len(piece.audio)
+                utterance.voiced_until = (
+                    piece.voiced_until if piece.voiced_until is not None else piece.end
+                ) - utterance.start
+                if piece.final:
+                    utterance.end = min(utterance.samples, piece.end - utterance.start)
+                arrived.set()
+
+        reader = asyncio.create_task(read())
+        step = int(self._config.partial_interval_s * SAMPLE_RATE)
+        first = int(self._config.first_decode_s * SAMPLE_RATE)
+        try:
+            while True:
+                if not utterances:
+                    if done:
+                        break
+                    await arrived.wait()
+                    arrived.clear()
+                    continue
+                utterance = utterances[0]
+                if utterance.end is not None:
+                    transcript = await self._final(utterance)
+                    utterances.popleft()
+                    del by_id[utterance.id]
+                elif utterance.samples >= first and utterance.samples - utterance.decoded >= step:
+                    transcript = await self._partial(utterance)
+                else:
+                    await arrived.wait()
+                    arrived.clear()
+                    continue
+                if transcript is not None:
+                    yield transcript
+            await reader  # surfaces a failure of the stage before this one
+        finally:
+            reader.cancel()
+            self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.algos.agreement import LocalAgreement, cut_repetition
+from pipeline.events import Word
+
+
+def words(text: str, start: float = 0.0, step: float = 0.5) -> list[Word]:
+    return [Word(t, start + i * step, start + i * step + 0.4) for i, t in enumerate(text.split())]
+
+
+def texts(ws: list[Word]) -> str:
+    return " ".join(w.text for w in ws)
+
+
+def test_words_are_committed_when_two_hypotheses_agree() -> None:
+    agreement = LocalAgreement()
+    assert agreement.update(words("and so my")) == []
+    assert texts(agreement.tentative) == "and so my"
+    assert texts(agreement.update(words("And so, my fellow"))) == "And so, my"
+    assert texts(agreement.tentative) == "fellow"
+    assert texts(agreement.update(words("and so my fellow Americans ask"))) == "fellow"
+    assert texts(agreement.committed) == "And so, my fellow"
+    assert texts(agreement.tentative) == "Americans ask"
+
+
+def test_disagreement_commits_nothing_new() -> None:
+    agreement = LocalAgreement()
+    agreement.update(words("the cat sat"))
+    agreement.update(words("the cat sat on"))
+    assert agreement.update(words("the cat sat in the")) == []
+    assert texts(agreement.committed) == "the cat sat"
+    assert texts(agreement.tentative) == "in the"
+
+
+def test_reworded_committed_part_is_aligned_by_time() -> None:
+    agreement = LocalAgreement()
+    agreement.update(words("I scream for"))
+    agreement.update(words("I scream for ice"))
+    # Whisper now hears "Ice cream" where "I scream" was committed; the new words are aligned by time.
+    hypothesis = [
+        Word("Ice", 0.0, 0.4),
+        Word("cream", 0.5, 0.9),
+        Word("for", 1.0, 1.4),
+        Word("ice", 1.5, 1.9),
+        Word("cream", 2.0, 2.4),
+    ]
+    assert texts(agreement.new_words(hypothesis)) == "ice cream"
+
+
+def test_finish_commits_the_rest_and_trim_keeps_alignment() -> None:
+    agreement = LocalAgreement()
+    agreement.update(words("Hello there. How"))
+    agreement.update(words("Hello there. How are"))
+    agreement.trim(1.0)  # audio now starts after "there."
+    assert texts(agreement.committed) == "Hello there. How"  # "are" is still tentative
+    assert texts(agreement.new_words(words("How are you", start=1.0))) == "are you"
+    assert texts(agreement.finish(words("How are you today", start=1.0))) == "are you today"
+    assert texts(agreement.committed) == "Hello there. How are you today"
+    assert agreement.tentative == []
+
+
+def test_loops_are_cut() -> None:
+    assert texts(cut_repetition(words("thank you thank you thank you thank you"))) == "thank you"
+    assert texts(cut_repetition(words("no no no no no"))) == "no"
+    assert texts(cut_repetition(words("I said no no to that"))) == "I said no no to that"
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=12), min_size=1, max_size=12))
+def test_committed_text_only_grows(hypotheses: list[list[str]]) -> None:
+    agreement = LocalAgreement()
+    seen: list[str] = []
+    for hyp in hypotheses:
+        agreement.update([Word(t, i * 0.5, i * 0.5 + 0.4) for i, t in enumerate(hyp)])
+        current = [w.text for w in agreement.committed]
+        assert current[: len(seen)] == seen
+        seen = current

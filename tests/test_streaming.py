@@ -1,0 +1,160 @@
+"""The streaming ASR stage with a scripted decoder standing in for Whisper."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+
+from pipeline.asr import Hypothesis
+from pipeline.config import AsrConfig, StreamingConfig
+from pipeline.events import SAMPLE_RATE, SpeechSegment, Transcript, Word
+from pipeline.streaming import StreamingAsrStage
+
+# The "speaker" says these words; times are seconds from the utterance's start.
+SCRIPT = [
+    ("The", 0.2, 0.4),
+    ("quick", 0.5, 0.8),
+    ("brown", 0.9, 1.2),
+    ("fox", 1.3, 1.6),
+    ("jumps", 1.7, 2.1),
+    ("over", 2.2, 2.5),
+    ("the", 2.6, 2.7),
+    ("lazy", 2.8, 3.1),
+    ("dog.", 3.2, 3.6),
+]
+
+
+class ScriptedDecoder:
+    """Returns the script's words heard completely in the audio it is given.
+
+    Each sample of the audio holds its own stream time in seconds, so the decoder knows where
+    the decoded audio starts, as Whisper would from the sound itself. The word being spoken at
+    the audio's end comes out wrong, as Whisper's guesses at a cut-off word do.
+    """
+
+    model_id = "scripted"
+
+    def __init__(self, utterance_start: float = 0.0, delay: float = 0.0, **hypothesis: Any) -> None:
+        self.utterance_start = utterance_start
+        self.delay = delay
+        self.hypothesis = hypothesis
+        self.calls: list[tuple[float, int]] = []  # (audio seconds, beam size)
+
+    def decode_utterance(
+        self,
+        audio: np.ndarray,
+        *,
+        language: str | None,
+        task: str,
+        beam_size: int,
+        prompt: str = "",
+        pad_s: float = 3.0,
+    ) -> Hypothesis:
+        time.sleep(self.delay)
+        self.calls.append((len(audio) / SAMPLE_RATE, beam_size))
+        offset = float(audio[0]) - self.utterance_start if len(audio) else 0.0
+        heard = offset + len(audio) / SAMPLE_RATE
+        words = [Word(t, s - offset, e - offset) for t, s, e in SCRIPT if s >= offset - 0.05 and e <= heard]
+        partly = [t for t, s, e in SCRIPT if s < heard < e]
+        if partly:
+            words.append(Word(partly[0][::-1], heard - offset - 0.1, heard - offset))
+        text = " ".join(w.text for w in words)
+        fields = {"no_speech_prob": 0.01, "avg_logprob": -0.2, "compression_ratio": 1.2} | self.hypothesis
+        if "words" in fields:
+            words = fields.pop("words")
+        return Hypothesis(text=text, words=tuple(words), language="en", audio_s=len(audio) / SAMPLE_RATE, **fields)
+
+
+def _timed_audio(start: int, end: int) -> np.ndarray:
+    return (np.arange(start, end) / SAMPLE_RATE).astype(np.float32)
+
+
+async def _pieces(
+    utterances: list[tuple[int, float, float]], piece_s: float = 0.1, pace: float = 0.0
+) -> AsyncIterator[SpeechSegment]:
+    """Utterances (id, start s, end s) sent as VAD sends them: in pieces, the last one final."""
+    for utterance, start_s, end_s in utterances:
+        start, end = int(start_s * SAMPLE_RATE), int(end_s * SAMPLE_RATE)
+        step = int(piece_s * SAMPLE_RATE)
+        for position in range(start, end, step):
+            stop = min(position + step, end)
+            voiced = min(stop, start + int(3.6 * SAMPLE_RATE))
+            yield SpeechSegment(utterance, position, stop, _timed_audio(position, stop), False, voiced)
+            await asyncio.sleep(pace)
+        yield SpeechSegment(utterance, end, end, np.zeros(0, dtype=np.float32), True, end)
+
+
+async def _collect(stage: StreamingAsrStage, pieces: AsyncIterator[SpeechSegment]) -> list[Transcript]:
+    return [t async for t in stage.run(pieces)]
+
+
+def _stage(decoder: ScriptedDecoder, **streaming: Any) -> StreamingAsrStage:
+    config = StreamingConfig(**{"partial_interval_s": 0.3, "first_decode_s": 0.5, "commit_margin_s": 0.3} | streaming)
+    return StreamingAsrStage(decoder, AsrConfig(language="en"), config)  # type: ignore[arg-type]
+
+
+def test_committed_text_only_grows_and_the_final_has_every_word() -> None:
+    decoder = ScriptedDecoder(delay=0.01)
+    transcripts = asyncio.run(_collect(_stage(decoder), _pieces([(0, 0.0, 3.8)], pace=0.02)))
+    partials = [t for t in transcripts if not t.final]
+    assert len(partials) >= 3
+    committed = [t.committed for t in transcripts]
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(committed))
+    assert any(t.tentative for t in partials)
+    final = transcripts[-1]
+    assert final.final and final.committed == "The quick brown fox jumps over the lazy dog." and final.tentative == ""
+    assert [t.final for t in transcripts].count(True) == 1
+    # The guessed, cut-off words never reached committed text.
+    assert all(" xof" not in t.committed and "spmuj" not in t.committed for t in transcripts)
+
+
+def test_final_reuses_a_covering_hypothesis_instead_of_decoding_again() -> None:
+    decoder = ScriptedDecoder(delay=0.005)
+    # The utterance ends 0.8 s after the last word: during that pause a decode covers it all.
+    stage = _stage(decoder)
+    transcripts = asyncio.run(_collect(stage, _pieces([(0, 0.0, 4.4)], pace=0.02)))
+    assert transcripts[-1].committed == "The quick brown fox jumps over the lazy dog."
+    assert stage.reused_finals == 1
+    assert decoder.calls[-1][1] == 5  # the pause decode used the final beam size
+
+
+def test_work_is_coalesced_when_decoding_is_slower_than_audio_arrives() -> None:
+    decoder = ScriptedDecoder(delay=0.3)
+    stage = _stage(decoder, partial_interval_s=0.1)
+    transcripts = asyncio.run(_collect(stage, _pieces([(0, 0.0, 3.8)], piece_s=0.05, pace=0.005)))
+    assert transcripts[-1].committed == "The quick brown fox jumps over the lazy dog."
+    assert len(decoder.calls) <= 5  # 76 pieces arrived during about 0.4 s: never one decode each
+
+
+def test_utterances_are_finalised_in_order() -> None:
+    decoder = ScriptedDecoder()
+    utterances = [(0, 0.0, 3.8), (1, 5.0, 8.8), (2, 10.0, 13.8)]
+    stage = _stage(decoder)
+    decoders = {0: 0.0, 1: 5.0, 2: 10.0}
+
+    def decode(audio: np.ndarray, **kw: Any) -> Hypothesis:
+        decoder.utterance_start = max(s for s in decoders.values() if s <= float(audio[0]) + 1e-6)
+        return ScriptedDecoder.decode_utterance(decoder, audio, **kw)
+
+    decoder.decode_utterance = decode  # type: ignore[method-assign]
+    transcripts = asyncio.run(_collect(stage, _pieces(utterances, pace=0.001)))
+    finals = [t for t in transcripts if t.final]
+    assert [t.utterance for t in finals] == [0, 1, 2]
+    assert [t.start for t in finals] == [0.0, 5.0, 10.0]
+    assert all(t.committed == "The quick brown fox jumps over the lazy dog." for t in finals)
+
+
+def test_no_speech_and_loops_are_not_committed() -> None:
+    silent = ScriptedDecoder(no_speech_prob=0.9, avg_logprob=-1.5)
+    transcripts = asyncio.run(_collect(_stage(silent), _pieces([(0, 0.0, 3.8)])))
+    assert all(t.committed == "" for t in transcripts)
+
+    loop = [Word(w, 0.1 + 0.3 * i, 0.3 + 0.3 * i) for i, w in enumerate(["thank", "you"] * 6)]
+    looping = ScriptedDecoder(words=loop, compression_ratio=3.0)
+    transcripts = asyncio.run(_collect(_stage(looping), _pieces([(0, 0.0, 3.8)])))
+    assert transcripts[-1].committed == "thank you"
