@@ -102,7 +102,7 @@ class FakeStream:
 @pytest.fixture
 def fake_sounddevice(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     module = types.ModuleType("sounddevice")
-    devices = [
+    devices: list[dict[str, Any]] = [
         {"name": "Glasses array", "max_input_channels": 4, "default_samplerate": 48000.0},
         {"name": "Speaker", "max_input_channels": 0, "default_samplerate": 48000.0},
     ]
