@@ -10,10 +10,9 @@ DEB_PACKAGES ?= libportaudio2 apertium apertium-eng-spa
 
 .PHONY: demo test setup system-packages lint clean
 
+# The live path on a bundled two-speaker recording, played in real time as if from a microphone.
 demo: setup
-	$(BIN)/livesub transcribe audio_fixtures/en_conversation_2spk_30s.wav --out out/demo
-	@echo "--- out/demo/en_conversation_2spk_30s.srt"
-	@cat out/demo/en_conversation_2spk_30s.srt
+	$(BIN)/livesub live --input audio_fixtures/en_conversation_2spk_30s.wav --realtime --out out/demo
 
 test: lint
 	$(BIN)/python -m pytest
@@ -40,7 +39,7 @@ system-packages:
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[models,dev]'
+	$(BIN)/python -m pip install -q -e '.[models,bench,dev]'
 	touch $@
 
 clean:

@@ -81,6 +81,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--out", type=Path, default=Path("."), help="where the session transcript is saved (default: .)")
 
+    bench = commands.add_parser(
+        "bench", help="measure latency and quality by replaying recordings through the live path"
+    )
+    bench.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    bench.add_argument(
+        "--ref", type=Path, action="append", default=[], help="reference JSON or .stm, one per input in order"
+    )
+    bench.add_argument(
+        "--mode", choices=("realtime", "instant"), default="realtime", help="realtime counts compute (default)"
+    )
+    bench.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        default=[],
+        help="a configuration to measure (repeat to compare several)",
+    )
+    bench.add_argument("--language", help="spoken language for every input (default: the reference's, else auto)")
+    bench.add_argument("--from", dest="source_language", help="source language for translation (not available yet)")
+    bench.add_argument("--to", dest="target_language", help="target language for translation (not available yet)")
+    bench.add_argument("--json", type=Path, help="write the report as JSON")
+    bench.add_argument("--plot", type=Path, help="write a PNG: per-utterance timeline and latency distribution")
+    bench.add_argument("--repeat", type=int, default=1, help="play every input N times (default 1)")
+
     model_cmd = commands.add_parser("models", help="list or verify the models")
     model_sub = model_cmd.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     model_sub.add_parser("list", help="each model, its size and whether it is ready")
@@ -197,6 +221,41 @@ def _live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline import bench
+
+    if args.target_language:
+        raise ConfigError("translation is not part of the live path yet, so --from/--to cannot be measured")
+    if args.repeat < 1:
+        raise ConfigError("--repeat must be at least 1")
+    overrides = {"asr": {"language": args.language}} if args.language else None
+    configs = [(path.stem, load_config([path], overrides)) for path in args.config] or [
+        ("default", load_config([], overrides))
+    ]
+    for path in args.inputs:
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file")
+
+    def progress(message: str) -> None:
+        print(f"livesub: {message}", file=sys.stderr)
+
+    reports, runs = bench.run_bench(
+        args.inputs, args.ref, configs, realtime=args.mode == "realtime", repeat=args.repeat, progress=progress
+    )
+    print(bench.table(reports))
+    if args.json:
+        first = reports[0][1]
+        document = {**first, "config": reports[0][0]}
+        if len(reports) > 1:
+            document["compare"] = [{"config": name, **r} for name, r in reports]
+        args.json.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    if args.plot:
+        bench.plot(runs[0], args.mode == "realtime", args.plot)
+    return 0
+
+
 def _human_size(size: int) -> str:
     return f"{size / 1e6:.0f} MB" if size else "-"
 
@@ -237,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _transcribe(args)
         if args.command == "live":
             return _live(args)
+        if args.command == "bench":
+            return _bench(args)
         return _models(args)
     except LivesubError as e:
         print(f"livesub: error: {e}", file=sys.stderr)

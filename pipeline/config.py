@@ -117,10 +117,14 @@ class StreamingConfig:
     partial_interval_s: float = 0.3
     #: Audio an utterance needs before its first decode, in seconds.
     first_decode_s: float = 1.0
+    #: A word is committed when two hypotheses decoded from audio at least this far apart, in
+    #: seconds, agree on it (and on all before it).
+    agree_gap_s: float = 1.0
     #: Words ending in the last this many seconds of the decoded audio stay tentative.
     commit_margin_s: float = 1.0
-    #: Beam size for decodes of the open utterance (1 = greedy, the cheapest).
-    partial_beam_size: int = 1
+    #: Beam size for decodes of the open utterance. Greedy decoding (1) commits consistent
+    #: mistakes on short audio; 5 costs ~20% more compute here and halves the streaming WER.
+    partial_beam_size: int = 5
     #: Beam size for the decode that finalises an utterance, and for decodes made during a
     #: pause (which the final reuses when the speaker does not go on).
     final_beam_size: int = 5
@@ -128,14 +132,17 @@ class StreamingConfig:
     reuse_hypothesis: bool = True
     #: Silence appended to the utterance for the encoder, in seconds (see asr.decode_utterance).
     encoder_pad_s: float = 3.0
-    #: Drop audio before a committed sentence end once the open utterance is this long, in s.
-    trim_after_s: float = 10.0
-    #: Characters of earlier text given to Whisper as its prompt (0 for none).
-    context_chars: int = 200
+    #: Once the decoded audio is this long, in seconds, start it after a committed word (the
+    #: words before become the prompt): decodes then cost the same however long the utterance.
+    trim_after_s: float = 6.0
+    #: Characters of earlier utterances given to Whisper as its prompt (0 for none). Off by
+    #: default: measured, earlier text leaks into unrelated utterances ("foreigners" twice).
+    context_chars: int = 0
 
     def __post_init__(self) -> None:
         _check(0.05 <= self.partial_interval_s <= 5.0, "streaming.partial_interval_s must be 0.05 to 5")
         _check(0.1 <= self.first_decode_s <= 5.0, "streaming.first_decode_s must be 0.1 to 5")
+        _check(0.0 <= self.agree_gap_s <= 5.0, "streaming.agree_gap_s must be 0 to 5")
         _check(0.0 <= self.commit_margin_s <= 5.0, "streaming.commit_margin_s must be 0 to 5")
         _check(1 <= self.partial_beam_size <= 10, "streaming.partial_beam_size must be 1 to 10")
         _check(1 <= self.final_beam_size <= 10, "streaming.final_beam_size must be 1 to 10")

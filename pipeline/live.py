@@ -43,6 +43,7 @@ class SessionResult:
     audio_s: float = 0.0
     wall_s: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)  # compute seconds per stage
+    backlog_max_s: float = 0.0
     overflows: int = 0
     lost: str | None = None
     rejected_utterances: int = 0
@@ -99,4 +100,5 @@ async def run_session(
         result.overflows = source.overflows
         result.lost = source.lost
         result.rejected_utterances = vad.rejected
+        result.backlog_max_s = asr.backlog_max_s
     return result

@@ -39,6 +39,13 @@ MAX_COMPRESSION_RATIO = 2.4
 SILENT_WORD_DB = 40.0
 #: A hypothesis covers an utterance when it decoded audio up to this close to the utterance's end.
 COVER_TOLERANCE_S = 0.05
+#: Characters of earlier text given to Whisper as its prompt, at most.
+PROMPT_CHARS = 300
+#: Where the decoded audio may be trimmed: after a sentence end, else a clause end, else any word;
+#: and only when that drops at least MIN_TRIM_S seconds of audio.
+SENTENCE_END = (".", "?", "!", "。", "？", "！")
+CLAUSE_END = (*SENTENCE_END, ",", ";", ":", "，", "、", "；", "：")
+MIN_TRIM_S = 2.0
 #: The speaker is pausing when VAD has heard no voice for this long, in seconds. At least
 #: vad.post_roll_ms, so that a decode made in the pause covers the utterance if it ends there.
 PAUSE_S = 0.3
@@ -85,7 +92,7 @@ class _Utterance:
     voiced_until: int = 0  # just after the last voiced frame, as an offset into the utterance
     trim: int = 0  # decoded audio starts at this offset into the utterance
     end: int | None = None  # set when VAD closed it: the utterance's length in samples
-    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)  # replaced with the configured gap
     hypothesis: list[Word] | None = None  # latest, in stream seconds
     final_quality: bool = False  # the latest hypothesis was decoded with the final beam size
     decoded: int = 0  # samples covered by the latest decode
@@ -115,6 +122,8 @@ class StreamingAsrStage:
         self.decodes = 0
         self.reused_finals = 0
         self.finals = 0
+        #: The most audio ever waiting for recognition, in seconds (how far it fell behind).
+        self.backlog_max_s = 0.0
 
     def _decode(self, audio: Samples, beam_size: int, prompt: str) -> Hypothesis:
         started = time.perf_counter()
@@ -132,14 +141,13 @@ class StreamingAsrStage:
             self.decodes += 1
 
     def _prompt(self, utterance: _Utterance) -> str:
-        if not self._asr.condition_on_previous_text or self._config.context_chars == 0:
-            return ""
-        language = self.language or "en"
-        before_trim = [
-            w for w in utterance.agreement.committed if w.start < (utterance.start + utterance.trim) / SAMPLE_RATE
-        ]
-        text = (self._context + " " + join_words(before_trim, language)).strip()
-        return text[-self._config.context_chars :]
+        """The utterance's committed words before the trim point (the decoded audio starts
+        after them), after ``context_chars`` of earlier utterances."""
+        language = self.language or self._heard_language
+        trim_s = (utterance.start + utterance.trim) / SAMPLE_RATE
+        before_trim = join_words([w for w in utterance.agreement.committed if w.start < trim_s], language)
+        context = self._context[-self._config.context_chars :] if self._config.context_chars else ""
+        return (context + " " + before_trim).strip()[-PROMPT_CHARS:]
 
     async def _hypothesis(self, utterance: _Utterance, end: int, beam_size: int) -> list[Word]:
         """Decodes the utterance's audio up to ``end`` and returns the guarded words, in stream seconds."""
@@ -180,16 +188,22 @@ class StreamingAsrStage:
         )
 
     def _maybe_trim(self, utterance: _Utterance) -> None:
-        """Once the decoded audio is long, start it after the last committed sentence end."""
+        """Once the decoded audio is long, start it after a committed word, so that each decode
+        costs about the same however long the utterance grows (the words before it become
+        Whisper's prompt). A sentence end is preferred, then a clause end, then any word."""
         if (utterance.samples - utterance.trim) < self._config.trim_after_s * SAMPLE_RATE:
             return
-        for word in reversed(utterance.agreement.committed):
-            if word.text.endswith((".", "?", "!", "。", "？", "！")):
-                at = int(word.end * SAMPLE_RATE) - utterance.start
-                if at > utterance.trim:
-                    utterance.trim = at
-                    utterance.agreement.trim(word.end)
-                return
+        trim_s = (utterance.start + utterance.trim) / SAMPLE_RATE
+        candidates = [w for w in utterance.agreement.committed if w.start >= trim_s]
+        for ends in (SENTENCE_END, CLAUSE_END, None):
+            for word in reversed(candidates):
+                if ends is None or word.text.endswith(ends):
+                    at = int(word.end * SAMPLE_RATE) - utterance.start
+                    if at - utterance.trim >= MIN_TRIM_S * SAMPLE_RATE:
+                        utterance.trim = at
+                        utterance.agreement.trim(word.end)
+                        return
+                    break
 
     async def _partial(self, utterance: _Utterance) -> Transcript | None:
         end = utterance.samples
@@ -202,8 +216,8 @@ class StreamingAsrStage:
         words = await self._hypothesis(utterance, end, beam)
         utterance.hypothesis = words
         utterance.final_quality = final_quality
-        commit_until = (utterance.start + end) / SAMPLE_RATE - self._config.commit_margin_s
-        utterance.agreement.update(words, commit_until)
+        audio_end = (utterance.start + end) / SAMPLE_RATE
+        utterance.agreement.update(words, audio_end, audio_end - self._config.commit_margin_s)
         self._maybe_trim(utterance)
         return self._transcript(utterance, final=False)
 
@@ -245,6 +259,7 @@ class StreamingAsrStage:
                 utterance = by_id.get(piece.utterance)
                 if utterance is None:
                     utterance = by_id[piece.utterance] = _Utterance(piece.utterance, piece.start)
+                    utterance.agreement = LocalAgreement(self._config.agree_gap_s)
                     utterances.append(utterance)
                 if len(piece.audio):
                     utterance.audio.append(piece.audio)
@@ -268,6 +283,8 @@ class StreamingAsrStage:
                     arrived.clear()
                     continue
                 utterance = utterances[0]
+                backlog = sum((u.end if u.end is not None else u.samples) - u.decoded for u in utterances)
+                self.backlog_max_s = max(self.backlog_max_s, backlog / SAMPLE_RATE)
                 if utterance.end is not None:
                     transcript = await self._final(utterance)
                     utterances.popleft()

@@ -77,3 +77,15 @@ def test_committed_text_only_grows(hypotheses: list[list[str]]) -> None:
         current = [w.text for w in agreement.committed]
         assert current[: len(seen)] == seen
         seen = current
+
+
+def test_agreement_needs_hypotheses_from_audio_far_enough_apart() -> None:
+    agreement = LocalAgreement(min_gap_s=1.0)
+    # Two decodes 0.3 s apart on the first second agree on an invented word: not enough.
+    agreement.update(words("I don't"), audio_end=1.3)
+    assert agreement.update(words("I don't know"), audio_end=1.6) == []
+    # A decode 1 s later disagrees with the one at 1.3 s: still nothing committed.
+    assert agreement.update(words("Many people don't"), audio_end=2.3) == []
+    # One more, agreeing with a hypothesis at least 1 s older, commits what both say.
+    assert agreement.update(words("Many people don't think"), audio_end=2.6) == []  # 2.3 is too recent
+    assert texts(agreement.update(words("Many people don't think about"), audio_end=3.3)) == "Many people don't"

@@ -1,14 +1,18 @@
 """Committing streamed words: LocalAgreement-2 with guards against Whisper's failure modes.
 
-Each decode of the open utterance yields a hypothesis. A word is committed once two consecutive
-hypotheses agree on it (and on everything before it); committed words are never retracted.
-This is the LocalAgreement policy of whisper_streaming (Macháček et al., 2023), here applied to
-whole-utterance decodes with word times in stream seconds.
+Each decode of the open utterance yields a hypothesis. A word is committed once two hypotheses
+agree on it (and on everything before it); committed words are never retracted. This is the
+LocalAgreement policy of whisper_streaming (Macháček et al., 2023), here applied to whole-
+utterance decodes with word times in stream seconds. Decodes here come every ~0.3 s, and two
+decodes of nearly the same audio agree on the same mistakes (on the first second of an
+utterance Whisper invents whole phrases, twice alike), so the two hypotheses compared must be
+decoded from audio ``min_gap_s`` apart: a word is committed once it survived that much more audio.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections import deque
 from collections.abc import Sequence
 
 from pipeline.events import Word
@@ -45,10 +49,12 @@ def cut_repetition(words: Sequence[Word], min_repeats: int = 3, max_ngram: int =
 class LocalAgreement:
     """Feed each new hypothesis of one utterance to :meth:`update`."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_gap_s: float = 0.0) -> None:
         self.committed: list[Word] = []
         self.tentative: list[Word] = []
         self._since_trim = 0  # committed words after the current audio trim point
+        self._min_gap = min_gap_s
+        self._history: deque[tuple[float | None, list[Word]]] = deque(maxlen=32)  # (audio end, hypothesis)
 
     def new_words(self, hypothesis: Sequence[Word]) -> list[Word]:
         """The part of a hypothesis that goes beyond what is committed.
@@ -70,19 +76,32 @@ class LocalAgreement:
                 return later[n:]
         return later
 
-    def update(self, hypothesis: Sequence[Word], commit_until: float | None = None) -> list[Word]:
-        """Commits the agreed prefix, but no word ending after ``commit_until`` (stream seconds:
-        the last moments of the audio are where Whisper guesses); returns the newly committed words."""
+    def _earlier(self, audio_end: float | None) -> list[Word] | None:
+        """The latest hypothesis decoded from at least ``min_gap_s`` less audio."""
+        for end, hypothesis in reversed(self._history):
+            if audio_end is None or end is None or end <= audio_end - self._min_gap:
+                return hypothesis
+        return None
+
+    def update(
+        self, hypothesis: Sequence[Word], audio_end: float | None = None, commit_until: float | None = None
+    ) -> list[Word]:
+        """Commits the prefix this hypothesis shares with an earlier one, but no word ending after
+        ``commit_until`` (stream seconds: the last moments of the audio are where Whisper guesses).
+        ``audio_end`` is where the hypothesis' audio ends. Returns the newly committed words."""
         new = self.new_words(hypothesis)
+        earlier = self._earlier(audio_end)
+        old = self.new_words(earlier) if earlier is not None else []
         agreed = 0
         while (
-            agreed < min(len(new), len(self.tentative))
-            and key(new[agreed].text) == key(self.tentative[agreed].text)
+            agreed < min(len(new), len(old))
+            and key(new[agreed].text) == key(old[agreed].text)
             and (commit_until is None or new[agreed].end <= commit_until)
         ):
             agreed += 1
         self._commit(new[:agreed])
         self.tentative = new[agreed:]
+        self._history.append((audio_end, list(hypothesis)))
         return new[:agreed]
 
     def finish(self, hypothesis: Sequence[Word] | None = None) -> list[Word]:

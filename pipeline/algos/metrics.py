@@ -1,0 +1,103 @@
+"""Latency and lagging metrics over timed event streams (pure functions).
+
+Definitions (DESIGN.md): *final latency* is the time from the end of a reference utterance's
+speech to the emission of the final event that completes it; *first-partial latency* is the time
+from its speech onset to the first emission with committed text inside it; an utterance is
+*dropped* when none of its words reached a final. Our utterances need not line up with the
+reference's, so words decide: a reference utterance owns the emitted words whose middle lies
+within its span (widened by ``TOLERANCE_S``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: How far outside a reference utterance's span an emitted word may lie and still belong to it.
+TOLERANCE_S = 0.3
+
+
+@dataclass(frozen=True)
+class RefUtterance:
+    start: float
+    end: float
+    text: str = ""
+    translation: str = ""
+
+
+@dataclass(frozen=True)
+class TimedTranscript:
+    """An emitted transcript event reduced to what the metrics need."""
+
+    emitted: float  # seconds on the measuring clock
+    final: bool
+    word_times: tuple[tuple[float, float], ...]  # committed words, stream seconds
+
+
+@dataclass(frozen=True)
+class UtteranceTiming:
+    reference: RefUtterance
+    first_partial: float | None  # latency, seconds
+    final: float | None
+    dropped: bool
+
+
+def _owns(reference: RefUtterance, word: tuple[float, float]) -> bool:
+    middle = (word[0] + word[1]) / 2
+    return reference.start - TOLERANCE_S <= middle <= reference.end + TOLERANCE_S
+
+
+def utterance_timings(references: Sequence[RefUtterance], events: Sequence[TimedTranscript]) -> list[UtteranceTiming]:
+    timings = []
+    for reference in references:
+        with_words = [e for e in events if any(_owns(reference, w) for w in e.word_times)]
+        finals = [e.emitted for e in with_words if e.final]
+        first = min((e.emitted for e in with_words), default=None)
+        timings.append(
+            UtteranceTiming(
+                reference=reference,
+                first_partial=None if first is None else round(first - reference.start, 4),
+                final=None if not finals else round(max(finals) - reference.end, 4),
+                dropped=not finals,
+            )
+        )
+    return timings
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolation percentile (numpy's default); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def average_lagging(
+    delays: Sequence[float], source_length: float, reference_length: int, hypothesis_length: int | None = None
+) -> float | None:
+    """SimulEval's Average Lagging; with ``hypothesis_length``, Length-Adaptive AL (LAAL).
+
+    ``delays[i]`` is the source time (same unit as ``source_length``) consumed when target word
+    i was emitted. The ideal policy emits at the rate ``gamma`` target words per source unit:
+    the reference length over the source length for AL, the longer of hypothesis and reference
+    for LAAL (Papi et al., 2022), so that over-generation is not rewarded.
+    """
+    if not delays or source_length <= 0:
+        return None
+    if delays[0] > source_length:
+        return delays[0]
+    length = reference_length if hypothesis_length is None else max(hypothesis_length, reference_length)
+    if length <= 0:
+        return None
+    gamma = length / source_length
+    total = 0.0
+    tau = 0
+    for i, delay in enumerate(delays):
+        total += delay - i / gamma
+        tau = i + 1
+        if delay >= source_length:
+            break
+    return total / tau

@@ -1,0 +1,379 @@
+"""``livesub bench``: recordings replayed through the live pipeline, latency and quality measured.
+
+``realtime`` feeds audio at the speed it was recorded and measures on the wall clock, so compute
+counts as it would live; ``instant`` feeds audio as fast as the pipeline takes it and measures on
+the stream clock (the source's position when an event left), so compute does not count.
+Reference timing and text come from ``--ref`` (JSON or .stm), else from a file beside the
+recording (``<stem>.ref.json`` or ``<stem>.stm``), else from an offline Silero VAD pass (then
+quality figures are null).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.algos.metrics import RefUtterance, TimedTranscript, UtteranceTiming, percentile, utterance_timings
+from pipeline.algos.wer import corpus_wer
+from pipeline.asr import WhisperDecoder
+from pipeline.audio import read_all
+from pipeline.config import Config
+from pipeline.errors import ConfigError
+from pipeline.events import SAMPLE_RATE, Samples, Transcript
+from pipeline.live import SessionResult, run_session
+from pipeline.sources import FileSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reference:
+    language: str | None
+    utterances: tuple[RefUtterance, ...]
+    has_text: bool
+    origin: str
+
+
+def _parse_stm(text: str) -> list[RefUtterance]:
+    utterances = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(";;"):
+            continue
+        parts = line.split(maxsplit=5)  # file channel speaker start end [<label>] text
+        if len(parts) < 5:
+            raise ConfigError(f"not an STM line: {line[:40]!r}")
+        words = parts[5] if len(parts) > 5 else ""
+        if words.startswith("<"):
+            words = words.split(">", 1)[1] if ">" in words else ""
+        utterances.append(RefUtterance(float(parts[3]), float(parts[4]), words.strip()))
+    return utterances
+
+
+def load_reference(path: Path) -> Reference:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read reference {path}: {e.strerror}") from None
+    try:
+        if path.suffix == ".stm":
+            utterances = _parse_stm(text)
+            return Reference(None, tuple(utterances), any(u.text for u in utterances), str(path))
+        data = json.loads(text)
+        utterances = [
+            RefUtterance(float(s["start"]), float(s["end"]), s.get("ref", ""), s.get("translation", ""))
+            for s in data["segments"]
+        ]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: not a reference file ({type(e).__name__}: {e})") from None
+    return Reference(data.get("language"), tuple(utterances), any(u.text for u in utterances), str(path))
+
+
+def build_stream(
+    clips: list[Path], *, pause_s: float = 1.5, lead_s: float = 1.0, translations: dict[str, str] | None = None
+) -> tuple[Samples, list[dict[str, Any]]]:
+    """Single clips joined into one multi-utterance stream, with pauses, and its reference
+    segments: each clip's speech span (Silero on the clip alone) and text (the .txt beside it)."""
+    from pipeline.config import VadConfig
+    from pipeline.vad import SileroDetector
+
+    detect = SileroDetector(VadConfig(), max_speech_s=30.0, min_silence_ms=300, speech_pad_ms=0)
+    pieces = [np.zeros(int(lead_s * SAMPLE_RATE), dtype=np.float32)]
+    segments: list[dict[str, Any]] = []
+    position = lead_s
+    for clip in clips:
+        audio = read_all(clip)
+        regions = detect(audio)
+        if not regions:
+            raise ConfigError(f"{clip}: no speech found")
+        segment: dict[str, Any] = {
+            "start": round(position + regions[0][0] / SAMPLE_RATE, 3),
+            "end": round(position + regions[-1][1] / SAMPLE_RATE, 3),
+            "ref": clip.with_suffix(".txt").read_text(encoding="utf-8").strip(),
+            "source": clip.name,
+        }
+        if translations and clip.stem in translations:
+            segment["translation"] = translations[clip.stem]
+        segments.append(segment)
+        pieces += [audio, np.zeros(int(pause_s * SAMPLE_RATE), dtype=np.float32)]
+        position += len(audio) / SAMPLE_RATE + pause_s
+    return np.concatenate(pieces), segments
+
+
+def find_reference(audio: Path, given: Path | None) -> Reference:
+    if given is not None:
+        return load_reference(given)
+    for candidate in (audio.with_suffix(".ref.json"), audio.with_suffix(".stm")):
+        if candidate.is_file():
+            return load_reference(candidate)
+    from pipeline.config import VadConfig
+    from pipeline.vad import SileroDetector
+
+    regions = SileroDetector(VadConfig(), 30.0, 500, 0)(read_all(audio))
+    utterances = tuple(RefUtterance(s / 16000, e / 16000) for s, e in regions)
+    return Reference(None, utterances, False, "offline VAD (Silero)")
+
+
+@dataclass
+class Run:
+    """One input played once under one configuration."""
+
+    input: Path
+    reference: Reference
+    result: SessionResult
+    cpu_s: float
+    timings: list[UtteranceTiming] = field(default_factory=list)
+
+
+def _timed(result: SessionResult, realtime: bool) -> list[TimedTranscript]:
+    events = []
+    for emission in result.emissions:
+        event = emission.event
+        if isinstance(event, Transcript):
+            words = tuple((w.start, w.end) for w in event.words)
+            events.append(TimedTranscript(emission.wall if realtime else emission.stream, event.final, words))
+    return events
+
+
+def play(config: Config, decoder: WhisperDecoder, path: Path, reference: Reference, realtime: bool) -> Run:
+    if reference.language and config.asr.language == "auto":
+        from pipeline.config import merge
+
+        config = merge(config, {"asr": {"language": reference.language.split("-")[0]}})
+    source = FileSource(path, realtime=realtime, block_ms=config.audio.block_ms)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    result = asyncio.run(run_session(config, decoder, source))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    run = Run(path, reference, result, cpu)
+    run.timings = utterance_timings(reference.utterances, _timed(result, realtime))
+    return run
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
+    """The figures for one configuration over all its runs (schema in README, "livesub bench")."""
+    audio = sum(r.result.audio_s for r in runs)
+    wall = sum(r.result.wall_s for r in runs)
+    stages: dict[str, float] = {}
+    for r in runs:
+        for name, seconds in r.result.stages.items():
+            stages[name] = stages.get(name, 0.0) + seconds
+    compute = sum(stages.values())
+    timings = [t for r in runs for t in r.timings]
+    finals = [t.final for t in timings if t.final is not None]
+    firsts = [t.first_partial for t in timings if t.first_partial is not None]
+    with_text = [r for r in runs if r.reference.has_text]
+    wer = None
+    if with_text:
+        pairs = []
+        for r in with_text:
+            hypothesis = " ".join(t.committed for t in r.result.finals)
+            pairs.append((" ".join(u.text for u in r.reference.utterances), hypothesis))
+        language = with_text[0].reference.language or "en"
+        wer = corpus_wer(pairs, language.split("-")[0])
+    return {
+        "mode": "realtime" if realtime else "instant",
+        "inputs": [str(r.input) for r in runs],
+        "references": [r.reference.origin for r in runs],
+        "audio_s": round(audio, 3),
+        "wall_s": round(wall, 3),
+        "rtf": round(compute / audio, 4) if audio else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_percent": round(100 * sum(r.cpu_s for r in runs) / wall, 1) if wall else None,
+        "wer": _round(wer, 4),
+        "bleu": None,  # no translation in this pipeline yet
+        "chrf": None,
+        "al": None,
+        "laal": None,
+        "latency": {
+            "first_partial_p50": _round(percentile(firsts, 50)),
+            "final_p50": _round(percentile(finals, 50)),
+            "final_p95": _round(percentile(finals, 95)),
+            "final_max": _round(max(finals, default=None)),
+            "translation_final_p50": None,
+            "tts_first_audio_p50": None,
+        },
+        "utterances": {
+            "reference": len(timings),
+            "finalized": sum(not t.dropped for t in timings),
+            "dropped": sum(t.dropped for t in timings),
+        },
+        "stages": {
+            name: {"compute_s": round(s, 3), "rtf": round(s / audio, 4) if audio else None}
+            for name, s in stages.items()
+        },
+        "backlog_max_s": round(max((r.result.backlog_max_s for r in runs), default=0.0), 3),
+        "overflows": sum(r.result.overflows for r in runs),
+        "per_utterance": [
+            {
+                "input": str(r.input),
+                "start": t.reference.start,
+                "end": t.reference.end,
+                "first_partial": t.first_partial,
+                "final": t.final,
+                "dropped": t.dropped,
+            }
+            for r in runs
+            for t in r.timings
+        ],
+        "events": [
+            {
+                "input": str(r.input),
+                "utterance": e.event.utterance,
+                "final": e.event.final,
+                "committed": e.event.committed,
+                "tentative": e.event.tentative,
+                "start": e.event.start,
+                "end": e.event.end,
+                "emitted": e.wall,
+                "stream": e.stream,
+            }
+            for r in runs
+            for e in r.result.emissions
+            if isinstance(e.event, Transcript)
+        ],
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+TABLE_ROWS = [
+    ("audio_s", ("audio_s",)),
+    ("wall_s", ("wall_s",)),
+    ("rtf (compute/audio)", ("rtf",)),
+    ("cpu %", ("cpu_percent",)),
+    ("peak RSS MB", ("peak_rss_mb",)),
+    ("WER", ("wer",)),
+    ("first partial p50 s", ("latency", "first_partial_p50")),
+    ("final p50 s", ("latency", "final_p50")),
+    ("final p95 s", ("latency", "final_p95")),
+    ("final max s", ("latency", "final_max")),
+    ("utterances", ("utterances", "reference")),
+    ("finalized", ("utterances", "finalized")),
+    ("dropped", ("utterances", "dropped")),
+    ("backlog max s", ("backlog_max_s",)),
+    ("overflows", ("overflows",)),
+]
+
+
+def _get(report_: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    value: Any = report_
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
+    """Side by side, with each later configuration's ratio to the first."""
+    names = [name for name, _ in reports]
+    header = ["metric", *names] + [f"{n} / {names[0]}" for n in names[1:]]
+    rows = [header]
+    stage_names = sorted({s for _, r in reports for s in r["stages"]})
+    extra = [(f"{s} rtf", ("stages", s, "rtf")) for s in stage_names]
+    for label, keys in TABLE_ROWS + extra:
+        values = [_get(r, keys) for _, r in reports]
+        ratios = []
+        for value in values[1:]:
+            base = values[0]
+            ok = isinstance(value, int | float) and isinstance(base, int | float) and base
+            ratios.append(f"{value / base:.2f}x" if ok else "-")
+        rows.append([label, *[_cell(v) for v in values], *ratios])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    )
+
+
+def plot(runs: list[Run], realtime: bool, path: Path) -> None:
+    """A timeline (one row per reference utterance) and the final-latency distribution."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("--plot needs matplotlib: pip install 'livesub[bench]'") from None
+    rows = [(r, t) for r in runs for t in r.timings]
+    figure, (timeline, histogram) = plt.subplots(
+        2, 1, figsize=(11, 3 + 0.35 * len(rows)), gridspec_kw={"height_ratios": [max(2, len(rows) * 0.35), 2]}
+    )
+    clock = "wall" if realtime else "stream"
+    for row, (run, timing) in enumerate(rows):
+        ref = timing.reference
+        timeline.barh(
+            row, ref.end - ref.start, left=ref.start, height=0.5, color="#9ecae1", label="speech" if row == 0 else None
+        )
+        events = [
+            e
+            for e in _timed(run.result, realtime)
+            if any((w[0] + w[1]) / 2 - ref.start >= -0.3 and (w[0] + w[1]) / 2 <= ref.end + 0.3 for w in e.word_times)
+        ]
+        partials = [e.emitted for e in events if not e.final]
+        finals = [e.emitted for e in events if e.final]
+        timeline.plot(
+            partials, [row] * len(partials), "|", color="#636363", markersize=9, label="partial" if row == 0 else None
+        )
+        timeline.plot(
+            finals, [row] * len(finals), "D", color="#d62728", markersize=5, label="final" if row == 0 else None
+        )
+    timeline.set_yticks(
+        range(len(rows)), [f"{Path(r.input).stem[:18]} #{i}" for i, (r, _) in enumerate(rows)], fontsize=7
+    )
+    timeline.invert_yaxis()
+    timeline.set_xlabel(f"seconds ({clock} clock)")
+    timeline.set_title("Reference utterances: speech, partial and final emissions")
+    timeline.legend(loc="lower right", fontsize=8)
+    latencies = [t.final for _, t in rows if t.final is not None]
+    histogram.hist(latencies, bins=20, color="#d62728")
+    histogram.set_xlabel("final latency, s (end of speech to final)")
+    histogram.set_ylabel("utterances")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def run_bench(
+    inputs: list[Path],
+    refs: list[Path],
+    configs: list[tuple[str, Config]],
+    *,
+    realtime: bool,
+    repeat: int = 1,
+    progress: Any = None,
+) -> tuple[list[tuple[str, dict[str, Any]]], list[list[Run]]]:
+    references = [find_reference(path, refs[i] if i < len(refs) else None) for i, path in enumerate(inputs)]
+    reports = []
+    all_runs = []
+    for name, config in configs:
+        decoder = WhisperDecoder(config.asr)
+        runs = []
+        for _ in range(repeat):
+            for path, reference in zip(inputs, references, strict=True):
+                started = time.perf_counter()
+                runs.append(play(config, decoder, path, reference, realtime))
+                if progress:
+                    progress(f"{name}: {path.name} done in {time.perf_counter() - started:.1f} s")
+        reports.append((name, report(runs, realtime)))
+        all_runs.append(runs)
+    return reports, all_runs

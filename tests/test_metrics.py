@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+
+from pipeline.algos.metrics import RefUtterance, TimedTranscript, average_lagging, percentile, utterance_timings
+
+
+def test_percentiles_interpolate_like_numpy() -> None:
+    assert percentile([0.5, 1.5, 1.0], 50) == 1.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 95) == pytest.approx(3.85)
+    assert percentile([2.0], 95) == 2.0
+    assert percentile([], 50) is None
+
+
+def test_al_and_laal_worked_example() -> None:
+    # 4 s of speech, 4 reference words emitted one per second: AL lags 1 s behind the ideal.
+    assert average_lagging([1.0, 2.0, 3.0, 4.0], 4.0, reference_length=4) == pytest.approx(1.0)
+    # Over-generation (5 words) lowers AL: ideal delays are spaced by the reference (1 s)...
+    delays = [1.0, 2.0, 3.0, 4.0, 4.0]
+    assert average_lagging(delays, 4.0, reference_length=4) == pytest.approx(1.0)
+    # ...while LAAL spaces them by the longer hypothesis (0.8 s): (1 + 1.2 + 1.4 + 1.6) / 4.
+    assert average_lagging(delays, 4.0, reference_length=4, hypothesis_length=5) == pytest.approx(1.3)
+    # Nothing before the end of the source: the first delay is the lag.
+    assert average_lagging([5.0, 5.0], 4.0, reference_length=2) == 5.0
+    assert average_lagging([], 4.0, reference_length=2) is None
+
+
+def test_timeline_latencies_and_drops() -> None:
+    references = [RefUtterance(1.0, 3.0, "a b"), RefUtterance(4.0, 6.0, "c d"), RefUtterance(8.0, 9.0, "e")]
+    events = [
+        TimedTranscript(2.2, False, ((1.1, 1.5),)),  # first committed word of utterance 1
+        TimedTranscript(3.6, True, ((1.1, 1.5), (2.0, 2.9))),  # its final
+        TimedTranscript(5.0, False, ((4.1, 4.5),)),
+        TimedTranscript(6.4, True, ((4.1, 4.5),)),  # utterance 2 split over two of ours...
+        TimedTranscript(7.1, True, ((5.0, 5.9),)),  # ...complete at 7.1
+        TimedTranscript(9.9, True, ()),  # an empty final: utterance 3 dropped
+    ]
+    timings = utterance_timings(references, events)
+    assert [t.first_partial for t in timings] == [1.2, 1.0, None]
+    assert [t.final for t in timings] == [pytest.approx(0.6), pytest.approx(1.1), None]
+    assert [t.dropped for t in timings] == [False, False, True]
