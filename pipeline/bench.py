@@ -365,8 +365,12 @@ def run_bench(
     references = [find_reference(path, refs[i] if i < len(refs) else None) for i, path in enumerate(inputs)]
     reports = []
     all_runs = []
+    decoders: dict[tuple[str, str, int], WhisperDecoder] = {}  # one model load per distinct model
     for name, config in configs:
-        decoder = WhisperDecoder(config.asr)
+        model = (config.asr.model, config.asr.compute_type, config.asr.threads)
+        if model not in decoders:
+            decoders[model] = WhisperDecoder(config.asr)
+        decoder = decoders[model]
         runs = []
         for _ in range(repeat):
             for path, reference in zip(inputs, references, strict=True):

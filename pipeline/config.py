@@ -135,9 +135,12 @@ class StreamingConfig:
     #: Once the decoded audio is this long, in seconds, start it after a committed word (the
     #: words before become the prompt): decodes then cost the same however long the utterance.
     trim_after_s: float = 6.0
-    #: Characters of earlier utterances given to Whisper as its prompt (0 for none). Off by
-    #: default: measured, earlier text leaks into unrelated utterances ("foreigners" twice).
-    context_chars: int = 0
+    #: Characters of the previous utterance given to Whisper as its prompt (0 for none), when
+    #: it ended at most ``context_gap_s`` before this one began: a sentence cut by a short pause
+    #: keeps its context, while text from longer ago was measured to leak into unrelated
+    #: utterances ("foreigners" recognised twice).
+    context_chars: int = 200
+    context_gap_s: float = 1.0
 
     def __post_init__(self) -> None:
         _check(0.05 <= self.partial_interval_s <= 5.0, "streaming.partial_interval_s must be 0.05 to 5")
@@ -149,6 +152,7 @@ class StreamingConfig:
         _check(0.0 <= self.encoder_pad_s <= 30.0, "streaming.encoder_pad_s must be 0 to 30")
         _check(2.0 <= self.trim_after_s <= 30.0, "streaming.trim_after_s must be 2 to 30")
         _check(0 <= self.context_chars <= 1000, "streaming.context_chars must be 0 to 1000")
+        _check(self.context_gap_s >= 0.0, "streaming.context_gap_s must not be negative")
 
 
 @dataclass(frozen=True)

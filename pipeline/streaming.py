@@ -11,6 +11,7 @@ decode of its own.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -116,7 +117,7 @@ class StreamingAsrStage:
         self._config = streaming
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self.language: str | None = None if asr.language == "auto" else asr.language
-        self._context = ""  # text of finished utterances, for the prompt
+        self._previous: tuple[str, float] = ("", -1e9)  # the last final's text and end (stream seconds)
         self._heard_language = self.language or "en"  # the latest decode's, until one is locked
         self.compute_seconds = 0.0
         self.decodes = 0
@@ -142,11 +143,18 @@ class StreamingAsrStage:
 
     def _prompt(self, utterance: _Utterance) -> str:
         """The utterance's committed words before the trim point (the decoded audio starts
-        after them), after ``context_chars`` of earlier utterances."""
+        after them), after the previous utterance's text when it ended just before this one
+        began (a speaker's sentence cut by a short pause)."""
         language = self.language or self._heard_language
         trim_s = (utterance.start + utterance.trim) / SAMPLE_RATE
         before_trim = join_words([w for w in utterance.agreement.committed if w.start < trim_s], language)
-        context = self._context[-self._config.context_chars :] if self._config.context_chars else ""
+        text, end = self._previous
+        gap = utterance.start / SAMPLE_RATE - end
+        context = (
+            text[-self._config.context_chars :]
+            if self._config.context_chars and gap <= self._config.context_gap_s
+            else ""
+        )
         return (context + " " + before_trim).strip()[-PROMPT_CHARS:]
 
     async def _hypothesis(self, utterance: _Utterance, end: int, beam_size: int) -> list[Word]:
@@ -194,16 +202,21 @@ class StreamingAsrStage:
         if (utterance.samples - utterance.trim) < self._config.trim_after_s * SAMPLE_RATE:
             return
         trim_s = (utterance.start + utterance.trim) / SAMPLE_RATE
-        candidates = [w for w in utterance.agreement.committed if w.start >= trim_s]
+        committed = [w for w in utterance.agreement.committed if w.start >= trim_s]
+        # Each committed word with the word after it (committed or not): the cut goes between them.
+        candidates = list(itertools.pairwise(committed + utterance.agreement.tentative[:1]))
         for ends in (SENTENCE_END, CLAUSE_END, None):
-            for word in reversed(candidates):
-                if ends is None or word.text.endswith(ends):
-                    at = int(word.end * SAMPLE_RATE) - utterance.start
-                    if at - utterance.trim >= MIN_TRIM_S * SAMPLE_RATE:
-                        utterance.trim = at
-                        utterance.agreement.trim(word.end)
-                        return
-                    break
+            for word, after in reversed(candidates):
+                if ends is not None and not word.text.endswith(ends):
+                    continue
+                # Cut in the middle of the gap between the words, so that neither loses a sound.
+                cut_s = (word.end + max(word.end, after.start)) / 2
+                at = int(cut_s * SAMPLE_RATE) - utterance.start
+                if at - utterance.trim >= MIN_TRIM_S * SAMPLE_RATE:
+                    utterance.trim = at
+                    utterance.agreement.trim(cut_s)
+                    return
+                break
 
     async def _partial(self, utterance: _Utterance) -> Transcript | None:
         end = utterance.samples
@@ -237,7 +250,7 @@ class StreamingAsrStage:
         self.finals += 1
         transcript = self._transcript(utterance, final=True)
         if transcript is not None and transcript.committed:
-            self._context = (self._context + " " + transcript.committed).strip()[-1000:]
+            self._previous = (transcript.committed, transcript.end)
         return transcript
 
     async def run(self, inputs: AsyncIterator[SpeechSegment]) -> AsyncGenerator[Transcript, None]:

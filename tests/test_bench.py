@@ -1,0 +1,100 @@
+"""Bench pieces that need no model: reference files, the report table, the event records."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.bench import load_reference, table
+from pipeline.errors import ConfigError
+from pipeline.events import Subtitle, Transcript
+from pipeline.live import Emission
+from pipeline.view import TerminalView, event_record
+
+from .conftest import FIXTURES
+
+
+def test_stm_reference() -> None:
+    reference = load_reference(FIXTURES / "en_conversation_2spk_30s.stm")
+    assert len(reference.utterances) == 13
+    assert reference.utterances[0].start == 6.68 and reference.utterances[0].text == "Hello?"
+    assert reference.has_text
+
+
+def test_json_reference_and_bad_files(tmp_path: Path) -> None:
+    good = tmp_path / "r.json"
+    good.write_text(
+        json.dumps({"language": "es", "segments": [{"start": 1, "end": 2.5, "ref": "hola", "translation": "hello"}]})
+    )
+    reference = load_reference(good)
+    assert reference.language == "es" and reference.utterances[0].translation == "hello"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"segments": [{"begin": 1}]}')
+    with pytest.raises(ConfigError, match="not a reference file"):
+        load_reference(bad)
+    with pytest.raises(ConfigError, match="cannot read reference"):
+        load_reference(tmp_path / "missing.json")
+
+
+def test_table_shows_ratios_to_the_first_configuration() -> None:
+    base = {
+        "audio_s": 10.0,
+        "wer": 0.1,
+        "latency": {"final_p50": 0.5},
+        "utterances": {"reference": 3},
+        "stages": {"asr": {"rtf": 0.4}},
+    }
+    other = {
+        "audio_s": 10.0,
+        "wer": 0.2,
+        "latency": {"final_p50": 1.0},
+        "utterances": {"reference": 3},
+        "stages": {"asr": {"rtf": 0.2}},
+    }
+    text = table([("a", base), ("b", other)])
+    wer_row = next(line for line in text.splitlines() if line.startswith("WER"))
+    assert wer_row.split() == ["WER", "0.100", "0.200", "2.00x"]
+    assert next(line for line in text.splitlines() if line.startswith("asr rtf")).split()[-1] == "0.50x"
+
+
+def test_event_records() -> None:
+    transcript = Transcript(2, "hello", "there", 1.0, 2.0, "en")
+    record = event_record(Emission(transcript, 2.31, 2.3))
+    assert record == {
+        "type": "transcript",
+        "utterance": 2,
+        "final": False,
+        "start": 1.0,
+        "end": 2.0,
+        "committed": "hello",
+        "tentative": "there",
+        "language": "en",
+        "emitted": 2.31,
+        "stream": 2.3,
+    }
+    subtitle = event_record(Emission(Subtitle(2, ("hello there",), 1.0, 2.0), 2.31, 2.3))
+    assert subtitle["type"] == "subtitle" and subtitle["lines"] == ["hello there"]
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_view_redraws_the_display_in_place_and_keeps_finals() -> None:
+    stream = _Tty()
+    view = TerminalView(stream)
+    view.show(Emission(Subtitle(0, ("hello",), 0.0, 1.0), 1.0, 1.0))
+    view.show(Emission(Subtitle(0, ("hello there",), 0.0, 1.5), 1.5, 1.5))
+    view.show(Emission(Transcript(0, "Hello there.", "", 0.0, 2.0, "en", final=True), 2.0, 2.0))
+    out = stream.getvalue()
+    assert out.count("\x1b[1F\x1b[J") == 2  # the live line was cleared before each redraw and before the final
+    assert out.endswith("[00:00.0] Hello there.\n")
+    plain = io.StringIO()
+    view = TerminalView(plain)
+    view.show(Emission(Subtitle(0, ("hello",), 0.0, 1.0), 1.0, 1.0))
+    view.show(Emission(Transcript(0, "Hello.", "", 0.0, 2.0, "en", final=True), 2.0, 2.0))
+    assert plain.getvalue() == "[00:00.0] Hello.\n"  # no escape codes when not a terminal
