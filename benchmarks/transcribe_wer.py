@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from collections import defaultdict
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--model", default="whisper-base")
     parser.add_argument("--given-language", action="store_true", help="tell both the language instead of detecting it")
     parser.add_argument("--json", type=Path, help="write the per-clip results here")
+    parser.add_argument("--config", type=Path, action="append", default=[], help="livesub configuration (TOML)")
     args = parser.parse_args()
 
     from faster_whisper import WhisperModel
@@ -38,7 +40,7 @@ def main() -> None:
         for e in json.loads(args.manifest.read_text())
         if e.get("reference_text") and (not args.category or e.get("category") in args.category)
     ]
-    config = load_config([], {"asr": {"model": args.model}})
+    config = load_config(args.config, {"asr": {"model": args.model}})
     decoder = WhisperDecoder(config.asr)
     baseline = WhisperModel(
         str(decoder.path), device="cpu", compute_type=decoder.compute_type, cpu_threads=decoder.threads
@@ -48,9 +50,10 @@ def main() -> None:
     audio_s = 0.0
     for entry in entries:
         path = args.manifest.parent / entry["file"]
-        language = entry["language"].split("-")[0]
+        code = re.match(r"[a-z]+", entry["language"])  # "zh (Mandarin)", "en-US" -> zh, en
+        language = code.group(0) if code else "en"
         given = language if args.given_language else "auto"
-        run_config = load_config([], {"asr": {"model": args.model, "language": given}})
+        run_config = load_config(args.config, {"asr": {"model": args.model, "language": given}})
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
             try:

@@ -58,26 +58,44 @@ class Hypothesis:
     audio_s: float
 
 
-_OPENING = "\"'“¿¡([{-«"
+#: Languages written without spaces between words.
+UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "yue", "bo"})
 
 
-def merge_punctuation(words: list[Word]) -> list[Word]:
-    """Whisper's alignment gives punctuation as words of its own ("However", ","): attach
-    closing marks to the word before and opening marks to the word after."""
-    merged: list[Word] = []
+def words_from_alignment(pieces: list[tuple[str, float, float, float]], language: str) -> list[Word]:
+    """Whole words from Whisper's aligned pieces (text, start, end, probability).
+
+    The alignment splits words at punctuation: "L'accident" arrives as "L" and "'accident",
+    "États-Unis" as "États" and "-Unis", "there." as "there" and ".". Where words are
+    separated by spaces, a piece that does not start with one continues the word before it.
+    Opening marks ("¿", "«") that stand alone are joined to the word after them.
+    """
+    words: list[Word] = []
     opening = ""
-    for word in words:
-        bare = word.text.strip()
-        if bare and all(not c.isalnum() for c in bare):
-            if bare[-1] in _OPENING:
-                opening += bare
-            elif merged:
-                last = merged[-1]
-                merged[-1] = Word(last.text + bare, last.start, last.end, last.probability)
+    for text, start, end, probability in pieces:
+        bare = text.strip()
+        if not bare:
             continue
-        merged.append(Word(opening + bare, word.start, word.end, word.probability))
-        opening = ""
-    return merged
+        continues = language not in UNSPACED and not text[:1].isspace()
+        if continues and words:
+            last = words[-1]
+            words[-1] = Word(last.text + bare, last.start, max(last.end, end), min(last.probability, probability))
+        elif all(not c.isalnum() for c in bare) and language not in UNSPACED:
+            opening += bare
+        else:
+            words.append(Word(opening + bare, start, end, probability))
+            opening = ""
+    return words
+
+
+def as_pcm16(audio: Samples) -> Samples:
+    """The audio rounded to 16-bit steps, as Whisper heard it in training (ffmpeg's s16 output).
+
+    Measured on the 25 FLEURS clips here: the same audio as float gave a WER higher by 2-3
+    points in three languages of five, though the two differ by at most 1/65536.
+    """
+    quantized: Samples = (np.clip(np.round(audio * 32768.0), -32768, 32767) / 32768.0).astype(np.float32)
+    return quantized
 
 
 def compression_ratio(text: str) -> float:
@@ -128,7 +146,7 @@ class WhisperDecoder:
     ) -> tuple[list[Decoded], str, float]:
         """Decodes mono 16 kHz audio; returns its segments, the language and its probability."""
         segments, info = self._model.transcribe(
-            audio,
+            as_pcm16(audio),
             language=language,
             task=task,
             beam_size=beam_size,
@@ -178,7 +196,7 @@ class WhisperDecoder:
 
         model = self._model
         extractor = model.feature_extractor
-        features = extractor(audio)[:, : extractor.nb_max_frames]
+        features = extractor(as_pcm16(audio))[:, : extractor.nb_max_frames]
         content_frames = features.shape[-1]
         frames = min(extractor.nb_max_frames, math.ceil((content_frames + pad_s * 100) / 100) * 100)
         features = np.pad(features, ((0, 0), (0, frames - content_frames)))
@@ -204,19 +222,10 @@ class WhisperDecoder:
         words: tuple[Word, ...] = ()
         if tokens:
             alignment = model.find_alignment(tokenizer, [tokens], encoded, content_frames)[0]
+            pieces = [(w["word"], float(w["start"]), float(w["end"]), float(w["probability"])) for w in alignment]
             words = tuple(
-                merge_punctuation(
-                    [
-                        Word(
-                            w["word"].strip(),
-                            round(float(w["start"]), 3),
-                            round(float(w["end"]), 3),
-                            float(w["probability"]),
-                        )
-                        for w in alignment
-                        if w["word"].strip()
-                    ]
-                )
+                Word(w.text, round(w.start, 3), round(w.end, 3), w.probability)
+                for w in words_from_alignment(pieces, language)
             )
         return Hypothesis(
             text=text,

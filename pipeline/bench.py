@@ -158,6 +158,15 @@ def play(config: Config, decoder: WhisperDecoder, path: Path, reference: Referen
     return run
 
 
+def _wer_pair(run: Run) -> tuple[str, str]:
+    return " ".join(u.text for u in run.reference.utterances), " ".join(t.committed for t in run.result.finals)
+
+
+def _language(run: Run) -> str:
+    language = run.reference.language or (run.result.finals[0].language if run.result.finals else "en")
+    return language.split("-")[0]
+
+
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -175,14 +184,7 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
     finals = [t.final for t in timings if t.final is not None]
     firsts = [t.first_partial for t in timings if t.first_partial is not None]
     with_text = [r for r in runs if r.reference.has_text]
-    wer = None
-    if with_text:
-        pairs = []
-        for r in with_text:
-            hypothesis = " ".join(t.committed for t in r.result.finals)
-            pairs.append((" ".join(u.text for u in r.reference.utterances), hypothesis))
-        language = with_text[0].reference.language or "en"
-        wer = corpus_wer(pairs, language.split("-")[0])
+    wer = corpus_wer([_wer_pair(r) for r in with_text], _language(with_text[0])) if with_text else None
     return {
         "mode": "realtime" if realtime else "instant",
         "inputs": [str(r.input) for r in runs],
@@ -216,6 +218,16 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
         },
         "backlog_max_s": round(max((r.result.backlog_max_s for r in runs), default=0.0), 3),
         "overflows": sum(r.result.overflows for r in runs),
+        "per_input": [
+            {
+                "input": str(r.input),
+                "audio_s": round(r.result.audio_s, 3),
+                "wer": _round(corpus_wer([_wer_pair(r)], _language(r)), 4) if r.reference.has_text else None,
+                "final_p50": _round(percentile([t.final for t in r.timings if t.final is not None], 50)),
+                "dropped": sum(t.dropped for t in r.timings),
+            }
+            for r in runs
+        ],
         "per_utterance": [
             {
                 "input": str(r.input),

@@ -193,24 +193,20 @@ def _live(args: argparse.Namespace) -> int:
 
     try:
         result = asyncio.run(run_session(config, decoder, source, on_emission, handle_interrupt=True))
-    finally:
-        view.close()
-        name = source.device_name if isinstance(source, MicrophoneSource) else str(args.input)
-        writer.write_json({"source": name, "model": decoder.model_id, "complete": True})
-        writer.close()
-        if events_file:
-            events_file.close()
-    if events is not None:
-        events.write(
-            {
-                "type": "session",
+        if events is not None:
+            summary = {
                 "audio_s": round(result.audio_s, 3),
                 "wall_s": round(result.wall_s, 3),
                 "overflows": result.overflows,
-                "lost": result.lost,
-                "utterances": len(result.finals),
             }
-        )
+            events.write({"type": "session", **summary, "lost": result.lost, "utterances": len(result.finals)})
+    finally:
+        view.close()
+        name = source.device_name if isinstance(source, MicrophoneSource) else str(args.input)
+        writer.write_json({"source": name, "model": decoder.model_id})
+        writer.close()
+        if events_file:
+            events_file.close()
     saved = ", ".join(str(p) for p in writer.written) or "nothing (no speech)"
     print(f"livesub: {len(result.finals)} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
     if result.overflows:

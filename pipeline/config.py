@@ -62,8 +62,9 @@ class VadConfig:
     #: Silero speech probability above which audio is speech.
     threshold: float = 0.5
     #: Recordings: silence that ends a stretch of speech, and audio kept around it, in ms.
+    #: 2 s of context matched faster-whisper's own WER on FLEURS; 0.4 s cost 1-3 points.
     recording_min_silence_ms: int = 1000
-    recording_speech_pad_ms: int = 400
+    recording_speech_pad_ms: int = 2000
 
     def __post_init__(self) -> None:
         _check(self.frame_ms in (10, 20, 30), "vad.frame_ms must be 10, 20 or 30")

@@ -64,7 +64,8 @@ class SpeechSegment:
     A live VAD sends an utterance in several pieces as it is spoken; ``final`` marks the last
     piece (the utterance is closed). ``start`` and ``end`` are stream positions in samples of
     this piece; ``voiced_until`` is the stream position just after the utterance's last voiced
-    frame so far (the speaker is pausing when it lags behind ``end``).
+    frame so far (the speaker is pausing when it lags behind ``end``); ``pauses`` are the
+    silences inside the utterance that ended in this piece, as (start, end) stream positions.
     """
 
     utterance: int
@@ -73,6 +74,7 @@ class SpeechSegment:
     audio: Samples
     final: bool = True
     voiced_until: int | None = None
+    pauses: tuple[tuple[int, int], ...] = ()
 
     @property
     def start_s(self) -> float:

@@ -1,5 +1,11 @@
 """Streaming recognition: the open utterance re-decoded as it grows, words committed by agreement.
 
+Utterances here are the ASR's own: VAD's utterance is one of them until the speaker pauses after
+a finished sentence (a hypothesis covering a pause of ``SENTENCE_PAUSE_S`` ends with a full stop,
+question or exclamation mark); then that sentence is final at once, without waiting for VAD's
+longer silence, and the rest of VAD's utterance continues as the next one. In quick turn-taking
+(pauses of 0.3-0.5 s between speakers) VAD alone would close nothing for many seconds.
+
 Compute decides the cadence. One decode runs at a time on the model's thread; audio arriving
 meanwhile is only appended, and the next decode takes all of it (coalescing), so the stage never
 queues more work than the machine can do and never falls behind real time for long. Finals come
@@ -22,14 +28,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.algos.agreement import LocalAgreement, cut_repetition
-from pipeline.asr import Hypothesis, WhisperDecoder
+from pipeline.asr import UNSPACED, Hypothesis, WhisperDecoder
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Word
 
 log = logging.getLogger(__name__)
 
-#: Languages written without spaces between words.
-UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "yue", "bo"})
 #: A hypothesis is dropped as non-speech when Whisper is this sure there is no speech...
 NO_SPEECH_PROB = 0.6
 #: ...and its average log-probability is below this (Whisper's own rule).
@@ -40,6 +44,13 @@ MAX_COMPRESSION_RATIO = 2.4
 SILENT_WORD_DB = 40.0
 #: A hypothesis covers an utterance when it decoded audio up to this close to the utterance's end.
 COVER_TOLERANCE_S = 0.05
+#: A sentence is final as soon as a hypothesis covering this much silence after it ends with it,
+#: or as soon as the next sentence began after a pause VAD heard, in seconds.
+SENTENCE_PAUSE_S = 0.25
+#: How far from a pause VAD heard a sentence's last word may end (Whisper's word times drift), in s.
+PAUSE_SLACK_S = 0.3
+#: An utterance with less audio than this is not decoded, in seconds.
+MIN_AUDIO_S = 0.1
 #: Characters of earlier text given to Whisper as its prompt, at most.
 PROMPT_CHARS = 300
 #: Where the decoded audio may be trimmed: after a sentence end, else a clause end, else any word;
@@ -88,22 +99,29 @@ def drop_silent_words(words: Sequence[Word], audio: Samples, offset_s: float) ->
 class _Utterance:
     id: int
     start: int  # stream sample of audio[0]
+    vad_id: int = 0  # the VAD utterance this is (part of)
     audio: list[Samples] = field(default_factory=list)
     samples: int = 0  # audio received
     voiced_until: int = 0  # just after the last voiced frame, as an offset into the utterance
+    pauses: list[tuple[int, int]] = field(default_factory=list)  # silences VAD heard, as offsets
     trim: int = 0  # decoded audio starts at this offset into the utterance
     end: int | None = None  # set when VAD closed it: the utterance's length in samples
-    agreement: LocalAgreement = field(default_factory=LocalAgreement)  # replaced with the configured gap
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
     hypothesis: list[Word] | None = None  # latest, in stream seconds
     final_quality: bool = False  # the latest hypothesis was decoded with the final beam size
     decoded: int = 0  # samples covered by the latest decode
     emitted: tuple[str, str] | None = None
 
-    def buffer(self, end: int | None = None) -> Samples:
+    @property
+    def whole(self) -> Samples:
+        """All the utterance's audio received so far."""
         if len(self.audio) > 1:
             self.audio = [np.concatenate(self.audio)]
-        whole = self.audio[0] if self.audio else np.zeros(0, dtype=np.float32)
-        return whole[self.trim : end]
+        return self.audio[0] if self.audio else np.zeros(0, dtype=np.float32)
+
+    def buffer(self, end: int | None = None) -> Samples:
+        """The audio to decode: from the trim point to ``end``."""
+        return self.whole[self.trim : end]
 
 
 class StreamingAsrStage:
@@ -123,6 +141,7 @@ class StreamingAsrStage:
         self.decodes = 0
         self.reused_finals = 0
         self.finals = 0
+        self.sentence_finals = 0  # utterances ended at a sentence end before VAD closed them
         #: The most audio ever waiting for recognition, in seconds (how far it fell behind).
         self.backlog_max_s = 0.0
 
@@ -160,6 +179,9 @@ class StreamingAsrStage:
     async def _hypothesis(self, utterance: _Utterance, end: int, beam_size: int) -> list[Word]:
         """Decodes the utterance's audio up to ``end`` and returns the guarded words, in stream seconds."""
         audio = utterance.buffer(end)
+        if len(audio) < MIN_AUDIO_S * SAMPLE_RATE:
+            utterance.decoded = end
+            return []
         loop = asyncio.get_running_loop()
         hypothesis = await loop.run_in_executor(self._executor, self._decode, audio, beam_size, self._prompt(utterance))
         utterance.decoded = end
@@ -179,8 +201,8 @@ class StreamingAsrStage:
         language = self.language or self._heard_language
         committed = join_words(utterance.agreement.committed, language)
         tentative = join_words(utterance.agreement.tentative, language)
-        if not final and (committed, tentative) == utterance.emitted:
-            return None
+        if (committed, tentative) == (utterance.emitted or ("", "")) and not (final and utterance.emitted):
+            return None  # nothing new; and an utterance that never said anything ends silently
         utterance.emitted = (committed, tentative)
         end = utterance.end if utterance.end is not None else utterance.decoded
         words = tuple(utterance.agreement.committed)
@@ -230,9 +252,55 @@ class StreamingAsrStage:
         utterance.hypothesis = words
         utterance.final_quality = final_quality
         audio_end = (utterance.start + end) / SAMPLE_RATE
-        utterance.agreement.update(words, audio_end, audio_end - self._config.commit_margin_s)
+        utterance.agreement.update(words, audio_end, audio_end - self._config.commit_margin_s, SENTENCE_END)
         self._maybe_trim(utterance)
         return self._transcript(utterance, final=False)
+
+    def _sentence_end(self, utterance: _Utterance) -> int | None:
+        """Where to end the utterance early (an offset into it), else None: after the latest
+        sentence end in the hypothesis that a pause follows, either heard by VAD (the speaker
+        has stopped after it) or seen in the word times (the next sentence began after a gap)."""
+        words = utterance.hypothesis
+        if not words or utterance.end is not None:
+            return None
+        # In speech with no pause at all (quick turn-taking), a committed sentence end is enough:
+        # everything up to it is settled, so it ends there.
+        committed, tentative = utterance.agreement.committed, utterance.agreement.tentative
+        if committed and committed[-1].text.endswith(SENTENCE_END) and tentative:
+            cut_s = (committed[-1].end + max(committed[-1].end, tentative[0].start)) / 2
+            return int(cut_s * SAMPLE_RATE) - utterance.start
+        voiced_until_s = (utterance.start + utterance.voiced_until) / SAMPLE_RATE
+        decoded_s = (utterance.start + utterance.decoded) / SAMPLE_RATE
+        last = words[-1]
+        pausing = decoded_s - voiced_until_s >= SENTENCE_PAUSE_S and last.end <= voiced_until_s + SENTENCE_PAUSE_S
+        if pausing and last.text.endswith(SENTENCE_END):
+            return utterance.voiced_until + int(SENTENCE_PAUSE_S / 2 * SAMPLE_RATE)
+        # Whisper's word times close up pauses (a word's end moves into the silence after it),
+        # so the pauses come from VAD: a sentence end near a pause, the next word after it.
+        for word, after in reversed(list(itertools.pairwise(words))):
+            if not word.text.endswith(SENTENCE_END) or decoded_s - word.end < self._config.commit_margin_s:
+                continue
+            for pause_start, pause_end in utterance.pauses:
+                start_s = (utterance.start + pause_start) / SAMPLE_RATE
+                end_s = (utterance.start + pause_end) / SAMPLE_RATE
+                if start_s - PAUSE_SLACK_S <= word.end <= end_s + PAUSE_SLACK_S and after.start >= start_s:
+                    return (pause_start + pause_end) // 2
+        return None
+
+    def _split(self, utterance: _Utterance, at: int, next_id: int) -> _Utterance:
+        """Ends ``utterance`` at offset ``at``; the audio after it starts the next utterance."""
+        rest = _Utterance(
+            next_id,
+            utterance.start + at,
+            vad_id=utterance.vad_id,
+            audio=[utterance.whole[at:].copy()] if utterance.samples > at else [],
+            samples=max(0, utterance.samples - at),
+            voiced_until=max(0, utterance.voiced_until - at),
+            pauses=[(s - at, e - at) for s, e in utterance.pauses if s >= at],
+            agreement=LocalAgreement(self._config.agree_gap_s),
+        )
+        utterance.end = at
+        return rest
 
     async def _final(self, utterance: _Utterance) -> Transcript | None:
         assert utterance.end is not None
@@ -260,29 +328,33 @@ class StreamingAsrStage:
         done = False
 
         async def read() -> None:
+            """Takes pieces as they come, so audio never waits behind a decode (it coalesces)."""
             nonlocal done
             try:
-                await _read()
+                async for piece in inputs:
+                    utterance = by_id.get(piece.utterance)
+                    if utterance is None:
+                        agreement = LocalAgreement(self._config.agree_gap_s)
+                        utterance = _Utterance(next_id(), piece.start, vad_id=piece.utterance, agreement=agreement)
+                        by_id[piece.utterance] = utterance
+                        utterances.append(utterance)
+                    if len(piece.audio):
+                        utterance.audio.append(piece.audio)
+                        utterance.samples += len(piece.audio)
+                    voiced_until = piece.voiced_until if piece.voiced_until is not None else piece.end
+                    utterance.voiced_until = voiced_until - utterance.start
+                    utterance.pauses += [(s - utterance.start, e - utterance.start) for s, e in piece.pauses]
+                    if piece.final:
+                        utterance.end = min(utterance.samples, piece.end - utterance.start)
+                    arrived.set()
             finally:
                 done = True
                 arrived.set()
 
-        async def _read() -> None:
-            async for piece in inputs:
-                utterance = by_id.get(piece.utterance)
-                if utterance is None:
-                    utterance = by_id[piece.utterance] = _Utterance(piece.utterance, piece.start)
-                    utterance.agreement = LocalAgreement(self._config.agree_gap_s)
-                    utterances.append(utterance)
-                if len(piece.audio):
-                    utterance.audio.append(piece.audio)
-                    utterance.samples += len(piece.audio)
-                utterance.voiced_until = (
-                    piece.voiced_until if piece.voiced_until is not None else piece.end
-                ) - utterance.start
-                if piece.final:
-                    utterance.end = min(utterance.samples, piece.end - utterance.start)
-                arrived.set()
+        ids = itertools.count()
+
+        def next_id() -> int:
+            return next(ids)
 
         reader = asyncio.create_task(read())
         step = int(self._config.partial_interval_s * SAMPLE_RATE)
@@ -301,9 +373,20 @@ class StreamingAsrStage:
                 if utterance.end is not None:
                     transcript = await self._final(utterance)
                     utterances.popleft()
-                    del by_id[utterance.id]
+                    if by_id.get(utterance.vad_id) is utterance:
+                        del by_id[utterance.vad_id]
                 elif utterance.samples >= first and utterance.samples - utterance.decoded >= step:
                     transcript = await self._partial(utterance)
+                    at = self._sentence_end(utterance)
+                    if at is not None:
+                        if transcript is not None:
+                            yield transcript
+                        rest = self._split(utterance, at, next_id())
+                        by_id[utterance.vad_id] = rest
+                        utterances.insert(1, rest)
+                        self.sentence_finals += 1
+                        transcript = await self._final(utterance)
+                        utterances.remove(utterance)
                 else:
                     await arrived.wait()
                     arrived.clear()

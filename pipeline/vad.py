@@ -175,7 +175,11 @@ class LiveVadStage:
         if now <= self._sent:
             return []
         voiced_until = self._gate.voiced_until * self._frame
-        piece = SpeechSegment(self._utterance, self._sent, now, self._slice(self._sent, now), False, voiced_until)
+        pauses = tuple((s * self._frame, e * self._frame) for s, e in self._gate.pauses)
+        self._gate.pauses.clear()
+        piece = SpeechSegment(
+            self._utterance, self._sent, now, self._slice(self._sent, now), False, voiced_until, pauses
+        )
         self._sent = now
         return [piece]
 
@@ -192,6 +196,7 @@ class LiveVadStage:
             self.rejected += 1
         self._start = None
         self._confirmed = False
+        self._gate.pauses.clear()
         return pieces
 
     async def _process(self, audio: Samples) -> list[SpeechSegment]:
@@ -208,7 +213,7 @@ class LiveVadStage:
                     self._start = self._sent = position
                     self._next_check = 0
                 else:
-                    segments += await self._advance((first_frame + i) * self._frame)
+                    segments += await self._advance((first_frame + i + 1) * self._frame)
                     segments += await self._close(position)
         self.frames += len(decisions)
         segments += await self._advance(self.frames * self._frame)

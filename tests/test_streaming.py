@@ -39,7 +39,14 @@ class ScriptedDecoder:
 
     model_id = "scripted"
 
-    def __init__(self, utterance_start: float = 0.0, delay: float = 0.0, **hypothesis: Any) -> None:
+    def __init__(
+        self,
+        utterance_start: float = 0.0,
+        delay: float = 0.0,
+        script: list[tuple[str, float, float]] = SCRIPT,
+        **hypothesis: Any,
+    ) -> None:
+        self.script = script
         self.utterance_start = utterance_start
         self.delay = delay
         self.hypothesis = hypothesis
@@ -59,8 +66,8 @@ class ScriptedDecoder:
         self.calls.append((len(audio) / SAMPLE_RATE, beam_size))
         offset = float(audio[0]) - self.utterance_start if len(audio) else 0.0
         heard = offset + len(audio) / SAMPLE_RATE
-        words = [Word(t, s - offset, e - offset) for t, s, e in SCRIPT if s >= offset - 0.05 and e <= heard]
-        partly = [t for t, s, e in SCRIPT if s < heard < e]
+        words = [Word(t, s - offset, e - offset) for t, s, e in self.script if s >= offset - 0.05 and e <= heard]
+        partly = [t for t, s, e in self.script if s < heard < e]
         if partly:
             words.append(Word(partly[0][::-1], heard - offset - 0.1, heard - offset))
         text = " ".join(w.text for w in words)
@@ -158,3 +165,35 @@ def test_no_speech_and_loops_are_not_committed() -> None:
     looping = ScriptedDecoder(words=loop, compression_ratio=3.0)
     transcripts = asyncio.run(_collect(_stage(looping), _pieces([(0, 0.0, 3.8)])))
     assert transcripts[-1].committed == "thank you"
+
+
+def test_a_finished_sentence_before_a_pause_is_final_without_waiting_for_vad() -> None:
+    # One VAD utterance: "Hello there." then a 0.6 s pause, then "How are you?".
+    script = [("Hello", 0.1, 0.5), ("there.", 0.6, 1.1), ("How", 1.7, 2.0), ("are", 2.1, 2.3), ("you?", 2.4, 2.9)]
+    voiced = [(0.1, 1.1), (1.7, 2.9)]
+
+    async def pieces() -> AsyncIterator[SpeechSegment]:
+        step = int(0.1 * SAMPLE_RATE)
+        for position in range(0, int(3.5 * SAMPLE_RATE), step):
+            now = (position + step) / SAMPLE_RATE
+            voiced_until = max((min(e, now) for s, e in voiced if s < now), default=0.0)
+            yield SpeechSegment(
+                0,
+                position,
+                position + step,
+                _timed_audio(position, position + step),
+                False,
+                int(voiced_until * SAMPLE_RATE),
+            )
+            await asyncio.sleep(0.01)
+        end = int(3.5 * SAMPLE_RATE)
+        yield SpeechSegment(0, end, end, np.zeros(0, dtype=np.float32), True, int(2.9 * SAMPLE_RATE))
+
+    stage = _stage(ScriptedDecoder(script=script), first_decode_s=0.3, partial_interval_s=0.1)
+    transcripts = asyncio.run(_collect(stage, pieces()))
+    finals = [t for t in transcripts if t.final]
+    assert [(t.utterance, t.committed) for t in finals] == [(0, "Hello there."), (1, "How are you?")]
+    assert stage.sentence_finals >= 1
+    assert finals[0].end < 1.7  # it ended in the pause, before the next sentence began
+    first_final = transcripts.index(finals[0])
+    assert all(t.utterance == 1 for t in transcripts[first_final + 1 :])  # nothing more about utterance 0

@@ -84,11 +84,17 @@ class LocalAgreement:
         return None
 
     def update(
-        self, hypothesis: Sequence[Word], audio_end: float | None = None, commit_until: float | None = None
+        self,
+        hypothesis: Sequence[Word],
+        audio_end: float | None = None,
+        commit_until: float | None = None,
+        stop_after: tuple[str, ...] = (),
     ) -> list[Word]:
         """Commits the prefix this hypothesis shares with an earlier one, but no word ending after
-        ``commit_until`` (stream seconds: the last moments of the audio are where Whisper guesses).
-        ``audio_end`` is where the hypothesis' audio ends. Returns the newly committed words."""
+        ``commit_until`` (stream seconds: the last moments of the audio are where Whisper guesses)
+        and nothing past a word ending with one of ``stop_after`` (so that a sentence can be
+        closed right after it). ``audio_end`` is where the hypothesis' audio ends. Returns the
+        newly committed words."""
         new = self.new_words(hypothesis)
         earlier = self._earlier(audio_end)
         old = self.new_words(earlier) if earlier is not None else []
@@ -99,6 +105,8 @@ class LocalAgreement:
             and (commit_until is None or new[agreed].end <= commit_until)
         ):
             agreed += 1
+            if stop_after and new[agreed - 1].text.endswith(stop_after):
+                break
         self._commit(new[:agreed])
         self.tentative = new[agreed:]
         self._history.append((audio_end, list(hypothesis)))

@@ -35,6 +35,7 @@ class SpeechGate:
         post_roll_ms: int = 150,
         max_utterance_ms: int = 15000,
         split_search_ms: int = 3000,
+        min_pause_ms: int = 200,
     ) -> None:
         def frames(ms: int) -> int:
             return max(1, math.ceil(ms / frame_ms))
@@ -52,6 +53,10 @@ class SpeechGate:
         self._frame = 0  # index of the next frame
         self._floor = 0  # no utterance may start before this frame
         self.start: int | None = None  # the open utterance's first frame
+        #: Silences inside utterances (first silent frame, first voiced frame after it) of at
+        #: least ``min_pause_ms``; the reader takes them and clears the list.
+        self.pauses: list[tuple[int, int]] = []
+        self._min_pause = frames(min_pause_ms)
         self._last_voiced = 0
 
     @property
@@ -76,6 +81,8 @@ class SpeechGate:
             self._last_voiced = frame
             return [Boundary("start", self.start)]
         if voiced:
+            if frame - self._last_voiced - 1 >= self._min_pause:
+                self.pauses.append((self._last_voiced + 1, frame))
             self._last_voiced = frame
         if frame - self._last_voiced >= self._end_silence:
             return self._close(min(self._last_voiced + 1 + self._post_roll, frame + 1))
