@@ -89,3 +89,16 @@ def test_agreement_needs_hypotheses_from_audio_far_enough_apart() -> None:
     # One more, agreeing with a hypothesis at least 1 s older, commits what both say.
     assert agreement.update(words("Many people don't think"), audio_end=2.6) == []  # 2.3 is too recent
     assert texts(agreement.update(words("Many people don't think about"), audio_end=3.3)) == "Many people don't"
+
+
+def test_an_echo_of_the_committed_text_is_not_new() -> None:
+    agreement = LocalAgreement()
+    agreement.update(words("built by the Egyptians in the third century"))
+    agreement.update(words("built by the Egyptians in the third century BC"))
+    committed = texts(agreement.committed)
+    assert committed == "built by the Egyptians in the third century"
+    # After a trim, Whisper is given the committed words as its prompt and repeats them, with
+    # new times, before the new words.
+    agreement.trim(4.0)
+    echo = words("built by the Egyptians in the third century BC the great pyramid", start=4.0)
+    assert texts(agreement.new_words(echo)) == "BC the great pyramid"

@@ -46,6 +46,24 @@ def cut_repetition(words: Sequence[Word], min_repeats: int = 3, max_ngram: int =
     return list(words)
 
 
+#: Whisper sometimes says its prompt (the committed text) again; this many words or more repeated
+#: from the recent committed text are taken as such an echo.
+MIN_ECHO_WORDS = 3
+
+
+def _echo_length(committed: Sequence[Word], later: Sequence[Word]) -> int:
+    """How many words at the start of ``later`` repeat a run of the recent committed words."""
+    recent = [key(w.text) for w in committed[-40:]]
+    words = [key(w.text) for w in later]
+    best = 0
+    for start in range(len(recent)):
+        length = 0
+        while length < len(words) and start + length < len(recent) and recent[start + length] == words[length]:
+            length += 1
+        best = max(best, length)
+    return best if best >= MIN_ECHO_WORDS else 0
+
+
 class LocalAgreement:
     """Feed each new hypothesis of one utterance to :meth:`update`."""
 
@@ -74,7 +92,7 @@ class LocalAgreement:
         for n in range(min(5, len(self.committed), len(later)), 0, -1):
             if _same(self.committed[-n:], later[:n]):
                 return later[n:]
-        return later
+        return later[_echo_length(self.committed, later) :]
 
     def _earlier(self, audio_end: float | None) -> list[Word] | None:
         """The latest hypothesis decoded from at least ``min_gap_s`` less audio."""
