@@ -83,7 +83,7 @@ class LocalAgreement:
         words that repeats the committed end.
         """
         since_trim = self.committed[len(self.committed) - self._since_trim :] if self._since_trim else []
-        if _same(hypothesis[: len(since_trim)], since_trim):
+        if since_trim and _same(hypothesis[: len(since_trim)], since_trim):
             return list(hypothesis[len(since_trim) :])
         if not self.committed:
             return list(hypothesis)
