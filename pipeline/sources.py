@@ -38,10 +38,6 @@ class FileSource:
         self.overflows = 0  # never any for a file; present for a common interface
         self.lost: str | None = None
 
-    @property
-    def duration(self) -> float | None:
-        return self._reader.duration
-
     def stop(self) -> None:
         self._stopped = True
 

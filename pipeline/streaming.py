@@ -138,9 +138,7 @@ class StreamingAsrStage:
         self._previous: tuple[str, float] = ("", -1e9)  # the last final's text and end (stream seconds)
         self._heard_language = self.language or "en"  # the latest decode's, until one is locked
         self.compute_seconds = 0.0
-        self.decodes = 0
         self.reused_finals = 0
-        self.finals = 0
         self.sentence_finals = 0  # utterances ended at a sentence end before VAD closed them
         #: The most audio ever waiting for recognition, in seconds (how far it fell behind).
         self.backlog_max_s = 0.0
@@ -158,7 +156,6 @@ class StreamingAsrStage:
             )
         finally:
             self.compute_seconds += time.perf_counter() - started
-            self.decodes += 1
 
     def _prompt(self, utterance: _Utterance) -> str:
         """The utterance's committed words before the trim point (the decoded audio starts
@@ -315,7 +312,6 @@ class StreamingAsrStage:
         utterance.agreement.finish(words)
         if self.language is None:  # auto: the first finished utterance decides
             self.language = self._heard_language
-        self.finals += 1
         transcript = self._transcript(utterance, final=True)
         if transcript is not None and transcript.committed:
             self._previous = (transcript.committed, transcript.end)
