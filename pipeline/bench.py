@@ -21,13 +21,23 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.algos.metrics import RefUtterance, TimedTranscript, UtteranceTiming, percentile, utterance_timings
+from pipeline.algos.metrics import (
+    TOLERANCE_S,
+    RefUtterance,
+    TimedTranscript,
+    UtteranceTiming,
+    average_lagging,
+    percentile,
+    retractions,
+    utterance_timings,
+    word_emissions,
+)
 from pipeline.algos.wer import corpus_wer
 from pipeline.asr import WhisperDecoder
 from pipeline.audio import read_all
 from pipeline.config import Config
 from pipeline.errors import ConfigError
-from pipeline.events import SAMPLE_RATE, Samples, Transcript
+from pipeline.events import SAMPLE_RATE, Samples, Transcript, Translation
 from pipeline.live import SessionResult, run_session
 from pipeline.sources import FileSource
 
@@ -158,6 +168,79 @@ def play(config: Config, decoder: WhisperDecoder, path: Path, reference: Referen
     return run
 
 
+@dataclass(frozen=True)
+class TranslatedUtterance:
+    """What the pipeline translated of one reference utterance."""
+
+    reference: RefUtterance
+    text: str  # its final translations joined
+    word_times: list[float]  # when each translated word was committed (measuring clock)
+    final: float | None  # when its last final translation was emitted (measuring clock)
+
+
+def translated_utterances(run: Run, realtime: bool) -> list[TranslatedUtterance]:
+    """Each reference utterance with the translations of the pipeline's utterances it overlaps most."""
+    by_utterance: dict[int, list[tuple[float, Translation]]] = {}
+    for emission in run.result.emissions:
+        if isinstance(emission.event, Translation):
+            time_ = emission.wall if realtime else emission.stream
+            by_utterance.setdefault(emission.event.utterance, []).append((time_, emission.event))
+    references = run.reference.utterances
+    owned: list[list[int]] = [[] for _ in references]
+    for utterance, timed in sorted(by_utterance.items()):
+        last = timed[-1][1]
+        overlaps = [min(last.end, r.end + TOLERANCE_S) - max(last.start, r.start - TOLERANCE_S) for r in references]
+        if overlaps and max(overlaps) > 0:
+            owned[overlaps.index(max(overlaps))].append(utterance)
+    result = []
+    for reference, utterances in zip(references, owned, strict=True):
+        finals = [(t, e) for u in utterances for t, e in by_utterance[u] if e.final]
+        times = [t for u in utterances for t in word_emissions([(t, e.committed) for t, e in by_utterance[u]])]
+        text = " ".join(e.committed for _, e in finals if e.committed)
+        result.append(TranslatedUtterance(reference, text, times, max((t for t, _ in finals), default=None)))
+    return result
+
+
+def translation_figures(runs: list[Run], realtime: bool) -> dict[str, Any]:
+    """BLEU, chrF, AL, LAAL, final latency and retractions of the translations, over every
+    reference utterance that has a reference translation; all None when none has."""
+    translated = [t for r in runs for t in translated_utterances(r, realtime) if t.reference.translation]
+    if not translated:
+        return {"bleu": None, "chrf": None, "al": None, "laal": None, "final_p50": None, "final_p95": None}
+    try:
+        import sacrebleu
+    except ImportError:
+        raise ConfigError("translation quality needs sacrebleu: pip install 'livesub[bench]'") from None
+    hypotheses = [t.text for t in translated]
+    references = [[t.reference.translation for t in translated]]
+    lagging, length_adaptive = [], []
+    for t in translated:
+        duration = t.reference.end - t.reference.start
+        delays = [time - t.reference.start for time in t.word_times]
+        size = len(t.reference.translation.split())
+        if (al := average_lagging(delays, duration, size)) is not None:
+            lagging.append(al)
+        if (laal := average_lagging(delays, duration, size, len(t.text.split()))) is not None:
+            length_adaptive.append(laal)
+    latencies = [t.final - t.reference.end for t in translated if t.final is not None]
+    committed = [
+        [e.event.committed for e in r.result.emissions if isinstance(e.event, Translation) and e.event.utterance == u]
+        for r in runs
+        for u in {e.event.utterance for e in r.result.emissions if isinstance(e.event, Translation)}
+    ]
+    return {
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, references).score, 2),
+        "chrf": round(sacrebleu.corpus_chrf(hypotheses, references).score, 2),
+        "al": _round(sum(lagging) / len(lagging) if lagging else None),
+        "laal": _round(sum(length_adaptive) / len(length_adaptive) if length_adaptive else None),
+        "final_p50": _round(percentile(latencies, 50)),
+        "final_p95": _round(percentile(latencies, 95)),
+        "utterances": len(translated),
+        "dropped": sum(not t.text for t in translated),
+        "retractions": sum(retractions(c) for c in committed),
+    }
+
+
 def _wer_pair(run: Run) -> tuple[str, str]:
     return " ".join(u.text for u in run.reference.utterances), " ".join(t.committed for t in run.result.finals)
 
@@ -185,6 +268,7 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
     firsts = [t.first_partial for t in timings if t.first_partial is not None]
     with_text = [r for r in runs if r.reference.has_text]
     wer = corpus_wer([_wer_pair(r) for r in with_text], _language(with_text[0])) if with_text else None
+    translation = translation_figures(runs, realtime)
     return {
         "mode": "realtime" if realtime else "instant",
         "inputs": [str(r.input) for r in runs],
@@ -195,16 +279,17 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cpu_percent": round(100 * sum(r.cpu_s for r in runs) / wall, 1) if wall else None,
         "wer": _round(wer, 4),
-        "bleu": None,  # no translation in this pipeline yet
-        "chrf": None,
-        "al": None,
-        "laal": None,
+        "bleu": translation["bleu"],
+        "chrf": translation["chrf"],
+        "al": translation["al"],
+        "laal": translation["laal"],
         "latency": {
             "first_partial_p50": _round(percentile(firsts, 50)),
             "final_p50": _round(percentile(finals, 50)),
             "final_p95": _round(percentile(finals, 95)),
             "final_max": _round(max(finals, default=None)),
-            "translation_final_p50": None,
+            "translation_final_p50": translation["final_p50"],
+            "translation_final_p95": translation["final_p95"],
             "tts_first_audio_p50": None,
         },
         "utterances": {
@@ -216,6 +301,7 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
             name: {"compute_s": round(s, 3), "rtf": round(s / audio, 4) if audio else None}
             for name, s in stages.items()
         },
+        "translation": {k: v for k, v in translation.items() if k in ("utterances", "dropped", "retractions")},
         "backlog_max_s": round(max((r.result.backlog_max_s for r in runs), default=0.0), 3),
         "overflows": sum(r.result.overflows for r in runs),
         "per_input": [
@@ -225,6 +311,7 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
                 "wer": _round(corpus_wer([_wer_pair(r)], _language(r)), 4) if r.reference.has_text else None,
                 "final_p50": _round(percentile([t.final for t in r.timings if t.final is not None], 50)),
                 "dropped": sum(t.dropped for t in r.timings),
+                "chrf": translation_figures([r], realtime)["chrf"],
             }
             for r in runs
         ],
@@ -243,6 +330,7 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
         "events": [
             {
                 "input": str(r.input),
+                "type": "translation" if isinstance(e.event, Translation) else "transcript",
                 "utterance": e.event.utterance,
                 "final": e.event.final,
                 "committed": e.event.committed,
@@ -254,7 +342,7 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
             }
             for r in runs
             for e in r.result.emissions
-            if isinstance(e.event, Transcript)
+            if isinstance(e.event, Transcript | Translation)
         ],
     }
 
@@ -274,10 +362,18 @@ TABLE_ROWS = [
     ("cpu %", ("cpu_percent",)),
     ("peak RSS MB", ("peak_rss_mb",)),
     ("WER", ("wer",)),
+    ("BLEU", ("bleu",)),
+    ("chrF", ("chrf",)),
+    ("AL s", ("al",)),
+    ("LAAL s", ("laal",)),
     ("first partial p50 s", ("latency", "first_partial_p50")),
     ("final p50 s", ("latency", "final_p50")),
     ("final p95 s", ("latency", "final_p95")),
     ("final max s", ("latency", "final_max")),
+    ("translation final p50 s", ("latency", "translation_final_p50")),
+    ("translation final p95 s", ("latency", "translation_final_p95")),
+    ("translations dropped", ("translation", "dropped")),
+    ("retractions", ("translation", "retractions")),
     ("utterances", ("utterances", "reference")),
     ("finalized", ("utterances", "finalized")),
     ("dropped", ("utterances", "dropped")),

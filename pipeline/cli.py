@@ -15,7 +15,7 @@ from typing import Any
 from pipeline import __version__, models
 from pipeline.config import OUTPUT_FORMATS, Config, load_config
 from pipeline.errors import ConfigError, LivesubError
-from pipeline.events import Transcript
+from pipeline.events import Transcript, Translation
 
 log = logging.getLogger("livesub")
 
@@ -39,6 +39,20 @@ def _formats(text: str) -> tuple[str, ...]:
     return formats
 
 
+def _translation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="language", help="spoken language (the same as --language)")
+    parser.add_argument("--to", dest="target", help="translate into this language (ISO 639-1, e.g. en)")
+    parser.add_argument(
+        "--translator",
+        choices=("auto", "whisper", "apertium", "ctranslate2"),
+        help="translation backend (default auto: ctranslate2 with --translation-model, whisper into English, "
+        "else an Apertium pair)",
+    )
+    parser.add_argument(
+        "--translation-model", metavar="DIR", help="a CTranslate2 translation model (OPUS-MT, NLLB, M2M100)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="livesub", description="Offline streaming speech translation and transcription.")
     parser.add_argument("--version", action="version", version=f"livesub {__version__}")
@@ -59,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument(
         "--config", type=Path, action="append", default=[], help="TOML configuration file (repeatable)"
     )
+    _translation_options(transcribe)
 
     live = commands.add_parser("live", help="live subtitles from a microphone or a recording played as if live")
     where = live.add_mutually_exclusive_group()
@@ -80,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--events", metavar="FILE|-", help="write every event as a JSON line to FILE, or to stdout with -"
     )
     live.add_argument("--out", type=Path, default=Path("."), help="where the session transcript is saved (default: .)")
+    _translation_options(live)
+    live.add_argument(
+        "--show-source", action="store_true", default=None, help="when translating, show the source on the top line"
+    )
 
     bench = commands.add_parser(
         "bench", help="measure latency and quality by replaying recordings through the live path"
@@ -99,8 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a configuration to measure (repeat to compare several)",
     )
     bench.add_argument("--language", help="spoken language for every input (default: the reference's, else auto)")
-    bench.add_argument("--from", dest="source_language", help="source language for translation (not available yet)")
-    bench.add_argument("--to", dest="target_language", help="target language for translation (not available yet)")
+    _translation_options(bench)
     bench.add_argument("--json", type=Path, help="write the report as JSON")
     bench.add_argument("--plot", type=Path, help="write a PNG: per-utterance timeline and latency distribution")
     bench.add_argument("--repeat", type=int, default=1, help="play every input N times (default 1)")
@@ -112,26 +130,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given(**settings: Any) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if v is not None}
+
+
 def _config(args: argparse.Namespace) -> Config:
-    asr = {"language": args.language, "task": getattr(args, "task", None), "model": args.model}
     formats = getattr(args, "formats", None)
-    output = {"formats": list(formats) if formats else None}
-    return load_config(
-        args.config, {"asr": {k: v for k, v in asr.items() if v}, "output": {k: v for k, v in output.items() if v}}
-    )
+    overrides = {
+        "asr": _given(language=args.language, task=getattr(args, "task", None), model=getattr(args, "model", None)),
+        "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
+        "display": _given(show_source=getattr(args, "show_source", None)),
+        "output": _given(formats=list(formats) if formats else None),
+    }
+    return load_config(args.config, overrides)
 
 
 def _transcribe(args: argparse.Namespace) -> int:
     from pipeline.asr import WhisperDecoder
     from pipeline.transcribe import transcribe_file
+    from pipeline.translate import choose_backend
 
     config = _config(args)
+    choose_backend(config)  # an impossible pair fails before the model loads
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
+    backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
     failed = 0
     for path in args.inputs:
         try:
-            result = transcribe_file(path, config, decoder, args.out)
+            result = transcribe_file(path, config, decoder, args.out, backend)
         except LivesubError as e:
             print(f"livesub: {e}", file=sys.stderr)
             failed += 1
@@ -156,9 +183,13 @@ def _live(args: argparse.Namespace) -> int:
     if args.list_devices:
         print("\n".join(list_input_devices()) or "no input devices")
         return 0
+    from pipeline.translate import choose_backend
+
     config = _config(args)
+    choose_backend(config)  # an impossible pair fails before the model loads
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
+    translating = bool(choose_backend(config, multilingual=len(decoder.languages) > 1))
     source: Source
     if args.input is not None:
         source = FileSource(args.input, realtime=args.realtime, block_ms=config.audio.block_ms)
@@ -176,20 +207,25 @@ def _live(args: argparse.Namespace) -> int:
     events: JsonlWriter | None = None
     if args.events == "-":
         events = JsonlWriter(sys.stdout)
-        view = TerminalView(sys.stderr)
+        view = TerminalView(sys.stderr, translating=translating)
     else:
         if args.events:
             events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 (closed in finally)
         events = JsonlWriter(events_file) if events_file else None
-        view = TerminalView(sys.stdout)
+        view = TerminalView(sys.stdout, translating=translating)
     writer = TranscriptWriter(args.out, stem, ("txt", "srt", "vtt", "json"))
+    target = config.translation.target
+    translated = TranscriptWriter(args.out, f"{stem}.{target}", ("txt", "srt", "vtt", "json")) if translating else None
 
     def on_emission(emission: Emission) -> None:
         if events is not None:
             events.write(event_record(emission))
         view.show(emission)
-        if isinstance(emission.event, Transcript) and emission.event.final and emission.event.committed:
-            writer.add(emission.event)
+        event = emission.event
+        if isinstance(event, Transcript) and event.final and event.committed:
+            writer.add(event)
+        if isinstance(event, Translation) and event.final and event.committed and translated is not None:
+            translated.add(event.as_transcript())
 
     try:
         result = asyncio.run(run_session(config, decoder, source, on_emission, handle_interrupt=True))
@@ -205,9 +241,16 @@ def _live(args: argparse.Namespace) -> int:
         name = source.device_name if isinstance(source, MicrophoneSource) else str(args.input)
         writer.write_json({"source": name, "model": decoder.model_id})
         writer.close()
+        if translated is not None:
+            translated.write_json(
+                {"source": name, "model": decoder.model_id, "translation": config.translation.backend}
+            )
+            translated.close()
         if events_file:
             events_file.close()
-    saved = ", ".join(str(p) for p in writer.written) or "nothing (no speech)"
+    saved = (
+        ", ".join(str(p) for p in writer.written + (translated.written if translated else [])) or "nothing (no speech)"
+    )
     print(f"livesub: {len(result.finals)} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
     if result.overflows:
         print(f"livesub: {result.overflows} audio blocks were lost (input overflow)", file=sys.stderr)
@@ -221,15 +264,20 @@ def _bench(args: argparse.Namespace) -> int:
     import json
 
     from pipeline import bench
+    from pipeline.translate import choose_backend
 
-    if args.target_language:
-        raise ConfigError("translation is not part of the live path yet, so --from/--to cannot be measured")
     if args.repeat < 1:
         raise ConfigError("--repeat must be at least 1")
-    overrides = {"asr": {"language": args.language}} if args.language else None
+    overrides = {
+        "asr": _given(language=args.language),
+        "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
+    }
     configs = [(path.stem, load_config([path], overrides)) for path in args.config] or [
         ("default", load_config([], overrides))
     ]
+    for _, config in configs:
+        if config.asr.language != "auto":
+            choose_backend(config)
     for path in args.inputs:
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")

@@ -187,6 +187,8 @@ class DisplayConfig:
 
     chars_per_line: int = 32
     lines: int = 2
+    #: When translating, give the top line to the source text (the latest words heard).
+    show_source: bool = False
 
     def __post_init__(self) -> None:
         _check(8 <= self.chars_per_line <= 200, "display.chars_per_line must be 8 to 200")

@@ -130,6 +130,12 @@ class Translation:
     target_language: str
     final: bool = False
 
+    def as_transcript(self) -> Transcript:
+        """The translation as a transcript in the target language (for the transcript writers)."""
+        return Transcript(
+            self.utterance, self.committed, self.tentative, self.start, self.end, self.target_language, self.final
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Subtitle:

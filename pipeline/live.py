@@ -1,4 +1,4 @@
-"""A live session: source -> VAD -> streaming ASR -> subtitles, with every emission timed.
+"""A live session: source -> VAD -> streaming ASR [-> translation] -> subtitles, every emission timed.
 
 Used by ``livesub live`` (terminal view, JSONL events, saved transcript) and ``livesub bench``
 (latency and quality). Each emitted event is recorded with two clocks: ``wall``, seconds since
@@ -13,16 +13,17 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.asr import WhisperDecoder
 from pipeline.config import Config
-from pipeline.events import Subtitle, Transcript
+from pipeline.events import Subtitle, Transcript, Translation
 from pipeline.runner import Stage, run_pipeline
 from pipeline.sources import Source
 from pipeline.streaming import StreamingAsrStage
 from pipeline.subtitles import SubtitleStage
+from pipeline.translate import TranslationStage, choose_backend, text_translator
 from pipeline.vad import LiveVadStage
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 class Emission:
     """One event as it left the pipeline."""
 
-    event: Transcript | Subtitle
+    event: Transcript | Translation | Subtitle
     wall: float
     stream: float
 
@@ -53,6 +54,10 @@ class SessionResult:
     def finals(self) -> list[Transcript]:
         return [e.event for e in self.emissions if isinstance(e.event, Transcript) and e.event.final]
 
+    @property
+    def translations(self) -> list[Translation]:
+        return [e.event for e in self.emissions if isinstance(e.event, Translation) and e.event.final]
+
 
 async def run_session(
     config: Config,
@@ -68,13 +73,20 @@ async def run_session(
     finalised and everything is delivered; a second one interrupts at once.
     """
     decoder.check_language(config.asr.language)
+    backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
     vad = LiveVadStage(config.vad)
-    asr = StreamingAsrStage(decoder, config.asr, config.streaming)
-    stages: list[Stage[Any, Any]] = [vad, asr, SubtitleStage(config.display)]
+    asr_config = replace(config.asr, task="translate") if backend == "whisper" else config.asr
+    asr = StreamingAsrStage(decoder, asr_config, config.streaming)
+    stages: list[Stage[Any, Any]] = [vad, asr]
+    translation = None
+    if backend in ("apertium", "ctranslate2"):
+        translation = TranslationStage(text_translator(config, backend))
+        stages.append(translation)
+    stages.append(SubtitleStage(config.display, translating=bool(backend)))
     result = SessionResult()
     loop = asyncio.get_running_loop()
 
-    def sink(event: Transcript | Subtitle) -> None:
+    def sink(event: Transcript | Translation | Subtitle) -> None:
         started = source.started if source.started is not None else loop.time()
         emission = Emission(event, round(loop.time() - started, 4), round(source.position, 4))
         result.emissions.append(emission)
@@ -97,6 +109,8 @@ async def run_session(
         result.wall_s = time.perf_counter() - started
         result.audio_s = source.position
         result.stages = {"vad": vad.compute_seconds, "asr": asr.compute_seconds}
+        if translation is not None:
+            result.stages["translate"] = translation.compute_seconds
         result.overflows = source.overflows
         result.lost = source.lost
         result.rejected_utterances = vad.rejected

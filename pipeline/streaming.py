@@ -12,6 +12,14 @@ queues more work than the machine can do and never falls behind real time for lo
 first: when VAD closes an utterance, it is finalised before the next one is decoded, reusing the
 latest hypothesis when that already covers the utterance's audio, so a final rarely waits for a
 decode of its own.
+
+With ``asr.task = "translate"`` the same machinery streams Whisper's translation into English:
+hypotheses are English, committed English words are never retracted, and the stage emits
+Translation events. Every decode is then a translation and nothing else: a transcription beside
+each one would double the decoding cost (measured: 0.3 s per 6 s of audio each, at beam 5), so the
+source text is decoded once per utterance, after its translation is final (``source_text``). The
+audio is not trimmed while translating: English word times only roughly follow the source speech,
+and a cut there could take away source words whose translation has not come yet.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import numpy as np
 from pipeline.algos.agreement import LocalAgreement, cut_repetition
 from pipeline.asr import UNSPACED, Hypothesis, WhisperDecoder
 from pipeline.config import AsrConfig, StreamingConfig
-from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Word
+from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Translation, Word
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +137,14 @@ class StreamingAsrStage:
 
     name = "asr"
 
-    def __init__(self, decoder: WhisperDecoder, asr: AsrConfig, streaming: StreamingConfig) -> None:
+    def __init__(
+        self, decoder: WhisperDecoder, asr: AsrConfig, streaming: StreamingConfig, *, source_text: bool = True
+    ) -> None:
         self._decoder = decoder
         self._asr = asr
         self._config = streaming
+        self._translating = asr.task == "translate"
+        self._source_text = source_text
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self.language: str | None = None if asr.language == "auto" else asr.language
         self._previous: tuple[str, float] = ("", -1e9)  # the last final's text and end (stream seconds)
@@ -143,13 +155,13 @@ class StreamingAsrStage:
         #: The most audio ever waiting for recognition, in seconds (how far it fell behind).
         self.backlog_max_s = 0.0
 
-    def _decode(self, audio: Samples, beam_size: int, prompt: str) -> Hypothesis:
+    def _decode(self, audio: Samples, beam_size: int, prompt: str, task: str) -> Hypothesis:
         started = time.perf_counter()
         try:
             return self._decoder.decode_utterance(
                 audio,
                 language=self.language,
-                task=self._asr.task,
+                task=task,
                 beam_size=beam_size,
                 prompt=prompt,
                 pad_s=self._config.encoder_pad_s,
@@ -173,15 +185,23 @@ class StreamingAsrStage:
         )
         return (context + " " + before_trim).strip()[-PROMPT_CHARS:]
 
-    async def _hypothesis(self, utterance: _Utterance, end: int, beam_size: int) -> list[Word]:
-        """Decodes the utterance's audio up to ``end`` and returns the guarded words, in stream seconds."""
+    async def _hypothesis(self, utterance: _Utterance, end: int, beam_size: int, task: str | None = None) -> list[Word]:
+        """Decodes the utterance's audio up to ``end`` and returns the guarded words, in stream seconds.
+        With ``task`` other than the stage's own (the source text of a translated utterance), the
+        utterance's state is left as it is."""
+        own = task is None
         audio = utterance.buffer(end)
         if len(audio) < MIN_AUDIO_S * SAMPLE_RATE:
-            utterance.decoded = end
+            if own:
+                utterance.decoded = end
             return []
         loop = asyncio.get_running_loop()
-        hypothesis = await loop.run_in_executor(self._executor, self._decode, audio, beam_size, self._prompt(utterance))
-        utterance.decoded = end
+        prompt = self._prompt(utterance) if own else ""
+        hypothesis = await loop.run_in_executor(
+            self._executor, self._decode, audio, beam_size, prompt, task or self._asr.task
+        )
+        if own:
+            utterance.decoded = end
         offset = (utterance.start + utterance.trim) / SAMPLE_RATE
         if hypothesis.no_speech_prob > NO_SPEECH_PROB and hypothesis.avg_logprob < LOW_LOGPROB:
             return []
@@ -191,34 +211,48 @@ class StreamingAsrStage:
         words = cut_repetition(words)
         if hypothesis.compression_ratio > MAX_COMPRESSION_RATIO and len(words) == len(hypothesis.words):
             return []  # repetitive, yet not a simple loop we could cut: trust none of it
-        self._heard_language = hypothesis.language
+        if own:
+            self._heard_language = hypothesis.language
         return drop_silent_words(words, audio, offset)
 
-    def _transcript(self, utterance: _Utterance, final: bool) -> Transcript | None:
+    def _transcript(self, utterance: _Utterance, final: bool) -> Transcript | Translation | None:
         language = self.language or self._heard_language
-        committed = join_words(utterance.agreement.committed, language)
-        tentative = join_words(utterance.agreement.tentative, language)
+        written = "en" if self._translating else language
+        committed = join_words(utterance.agreement.committed, written)
+        tentative = join_words(utterance.agreement.tentative, written)
         if (committed, tentative) == (utterance.emitted or ("", "")) and not (final and utterance.emitted):
             return None  # nothing new; and an utterance that never said anything ends silently
         utterance.emitted = (committed, tentative)
         end = utterance.end if utterance.end is not None else utterance.decoded
+        start_s, end_s = round(utterance.start / SAMPLE_RATE, 3), round((utterance.start + end) / SAMPLE_RATE, 3)
+        tentative = "" if final else tentative
+        if self._translating:
+            return Translation(utterance.id, committed, tentative, start_s, end_s, language, "en", final=final)
         words = tuple(utterance.agreement.committed)
-        return Transcript(
-            utterance=utterance.id,
-            committed=committed,
-            tentative="" if final else tentative,
-            start=round(utterance.start / SAMPLE_RATE, 3),
-            end=round((utterance.start + end) / SAMPLE_RATE, 3),
-            language=language,
-            final=final,
-            words=words,
+        return Transcript(utterance.id, committed, tentative, start_s, end_s, language, final=final, words=words)
+
+    async def _source(self, utterance: _Utterance) -> Transcript | None:
+        """The source text of a translated utterance whose final has been emitted (None when not
+        translating, or not wanted, or nothing was said)."""
+        assert utterance.end is not None
+        if not (self._translating and self._source_text and utterance.emitted):
+            return None
+        words = await self._hypothesis(utterance, utterance.end, self._config.final_beam_size, task="transcribe")
+        if not words:
+            return None
+        language = self.language or self._heard_language
+        start_s, end_s = (
+            round(utterance.start / SAMPLE_RATE, 3),
+            round((utterance.start + utterance.end) / SAMPLE_RATE, 3),
         )
+        text = join_words(words, language)
+        return Transcript(utterance.id, text, "", start_s, end_s, language, final=True, words=tuple(words))
 
     def _maybe_trim(self, utterance: _Utterance) -> None:
         """Once the decoded audio is long, start it after a committed word, so that each decode
         costs about the same however long the utterance grows (the words before it become
         Whisper's prompt). A sentence end is preferred, then a clause end, then any word."""
-        if (utterance.samples - utterance.trim) < self._config.trim_after_s * SAMPLE_RATE:
+        if self._translating or (utterance.samples - utterance.trim) < self._config.trim_after_s * SAMPLE_RATE:
             return
         trim_s = (utterance.start + utterance.trim) / SAMPLE_RATE
         committed = [w for w in utterance.agreement.committed if w.start >= trim_s]
@@ -237,7 +271,7 @@ class StreamingAsrStage:
                     return
                 break
 
-    async def _partial(self, utterance: _Utterance) -> Transcript | None:
+    async def _partial(self, utterance: _Utterance) -> Transcript | Translation | None:
         end = utterance.samples
         # In a pause, decode at final quality: if the speaker does not go on, the final reuses it.
         final_quality = (
@@ -299,7 +333,7 @@ class StreamingAsrStage:
         utterance.end = at
         return rest
 
-    async def _final(self, utterance: _Utterance) -> Transcript | None:
+    async def _final(self, utterance: _Utterance) -> Transcript | Translation | None:
         assert utterance.end is not None
         covered = utterance.decoded >= utterance.end - COVER_TOLERANCE_S * SAMPLE_RATE
         reusable = utterance.hypothesis is not None and utterance.final_quality
@@ -312,12 +346,12 @@ class StreamingAsrStage:
         utterance.agreement.finish(words)
         if self.language is None:  # auto: the first finished utterance decides
             self.language = self._heard_language
-        transcript = self._transcript(utterance, final=True)
-        if transcript is not None and transcript.committed:
-            self._previous = (transcript.committed, transcript.end)
-        return transcript
+        final = self._transcript(utterance, final=True)
+        if final is not None and final.committed:
+            self._previous = (final.committed, final.end)
+        return final
 
-    async def run(self, inputs: AsyncIterator[SpeechSegment]) -> AsyncGenerator[Transcript, None]:
+    async def run(self, inputs: AsyncIterator[SpeechSegment]) -> AsyncGenerator[Transcript | Translation, None]:
         utterances: deque[_Utterance] = deque()
         by_id: dict[int, _Utterance] = {}
         arrived = asyncio.Event()
@@ -364,31 +398,38 @@ class StreamingAsrStage:
                     arrived.clear()
                     continue
                 utterance = utterances[0]
+                finished: _Utterance | None = None
                 backlog = sum((u.end if u.end is not None else u.samples) - u.decoded for u in utterances)
                 self.backlog_max_s = max(self.backlog_max_s, backlog / SAMPLE_RATE)
+                events: list[Transcript | Translation | None] = []
                 if utterance.end is not None:
-                    transcript = await self._final(utterance)
+                    events = [await self._final(utterance)]
                     utterances.popleft()
+                    finished = utterance
                     if by_id.get(utterance.vad_id) is utterance:
                         del by_id[utterance.vad_id]
                 elif utterance.samples >= first and utterance.samples - utterance.decoded >= step:
-                    transcript = await self._partial(utterance)
+                    events = [await self._partial(utterance)]
                     at = self._sentence_end(utterance)
                     if at is not None:
-                        if transcript is not None:
-                            yield transcript
                         rest = self._split(utterance, at, next_id())
                         by_id[utterance.vad_id] = rest
                         utterances.insert(1, rest)
                         self.sentence_finals += 1
-                        transcript = await self._final(utterance)
+                        events.append(await self._final(utterance))
                         utterances.remove(utterance)
+                        finished = utterance
                 else:
                     await arrived.wait()
                     arrived.clear()
                     continue
-                if transcript is not None:
-                    yield transcript
+                for event in events:
+                    if event is not None:
+                        yield event
+                if finished is not None:  # the source text of a translation, after its final has gone
+                    source = await self._source(finished)
+                    if source is not None:
+                        yield source
             await reader  # surfaces a failure of the stage before this one
         finally:
             reader.cancel()

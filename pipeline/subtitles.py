@@ -1,28 +1,50 @@
-"""Subtitle stage: each Transcript laid out for the display, passed on together with it."""
+"""Subtitle stage: what the display shows, laid out for it and passed on beside the text events.
+
+Without translation each Transcript is laid out. With translation the wearer reads the
+Translation; with ``display.show_source`` the top line shows the end of the source text heard
+so far (its latest words), and the translation takes the lines below.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from pipeline.algos.layout import display_lines
+from pipeline.algos.layout import display_lines, wrap
 from pipeline.config import DisplayConfig
-from pipeline.events import Subtitle, Transcript
+from pipeline.events import Subtitle, Transcript, Translation
 
 
 class SubtitleStage:
-    """Transcript -> Transcript, Subtitle (the transcript first, unchanged)."""
+    """Transcript, Translation -> the same events unchanged, each followed by its Subtitle."""
 
     name = "subtitles"
 
-    def __init__(self, config: DisplayConfig) -> None:
+    def __init__(self, config: DisplayConfig, *, translating: bool = False) -> None:
         self._config = config
+        self._translating = translating
+        self._source: dict[int, str] = {}  # the latest source text of each open utterance
+        self._closed = -1  # the latest utterance whose translation is final (ids only grow)
 
-    def layout(self, transcript: Transcript) -> Subtitle:
+    def layout(self, event: Transcript | Translation) -> Subtitle:
         width, height = self._config.chars_per_line, self._config.lines
-        lines = display_lines(transcript.committed, transcript.tentative, width, height)
-        return Subtitle(transcript.utterance, lines, transcript.start, transcript.end, transcript.final)
+        source = self._source.get(event.utterance, "")
+        if isinstance(event, Translation) and self._config.show_source and height > 1 and source:
+            top = wrap(source, width)[-1:]
+            lines = (*top, *display_lines(event.committed, event.tentative, width, height - 1))
+        else:
+            lines = display_lines(event.committed, event.tentative, width, height)
+        return Subtitle(event.utterance, lines, event.start, event.end, event.final)
 
-    async def run(self, inputs: AsyncIterator[Transcript]) -> AsyncGenerator[Transcript | Subtitle, None]:
-        async for transcript in inputs:
-            yield transcript
-            yield self.layout(transcript)
+    async def run(
+        self, inputs: AsyncIterator[Transcript | Translation]
+    ) -> AsyncGenerator[Transcript | Translation | Subtitle, None]:
+        async for event in inputs:
+            yield event
+            if isinstance(event, Transcript) and self._translating:
+                if event.utterance > self._closed:  # Whisper's source text comes after the translation
+                    self._source[event.utterance] = event.text
+                continue
+            yield self.layout(event)
+            if event.final:
+                self._source.pop(event.utterance, None)
+                self._closed = max(self._closed, event.utterance)

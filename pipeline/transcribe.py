@@ -2,6 +2,11 @@
 
 Each recording streams through source -> VAD (Silero) -> Whisper, and segments are written as
 they are finished. One recording's failure is reported and the next one goes on.
+
+Translated, the transcript's translation is written beside it as ``<stem>.<target>.<format>``:
+a text backend (Apertium, CTranslate2) translates each finished segment in the same pass;
+Whisper translates in a second pass over the recording (``task="translate"``), in the language
+the first pass found.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +23,11 @@ from pipeline.asr import RecordingAsrStage, WhisperDecoder
 from pipeline.audio import AudioReader
 from pipeline.config import Config
 from pipeline.errors import AudioError
-from pipeline.events import AudioChunk, Transcript
+from pipeline.events import AudioChunk, Transcript, Translation
 from pipeline.formats import TranscriptWriter
 from pipeline.progress import Progress
 from pipeline.runner import Stage, run_pipeline
+from pipeline.translate import TranslationStage, text_translator
 from pipeline.vad import RecordingSpeechStage
 
 log = logging.getLogger(__name__)
@@ -46,20 +52,46 @@ async def _source(chunks: Iterator[AudioChunk]) -> AsyncIterator[AudioChunk]:
         yield chunk
 
 
-def transcribe_file(path: Path, config: Config, decoder: WhisperDecoder, out_dir: Path | None) -> FileResult:
-    """Transcribes one recording, writing ``<stem>.<format>`` files into ``out_dir`` (default: beside it)."""
+def transcribe_file(
+    path: Path, config: Config, decoder: WhisperDecoder, out_dir: Path | None, backend: str = ""
+) -> FileResult:
+    """Transcribes one recording, writing ``<stem>.<format>`` files into ``out_dir`` (default: beside
+    it), and with a translation ``backend`` its translation as ``<stem>.<target>.<format>``."""
+    started = time.perf_counter()
+    result = _pass(path, config, decoder, out_dir, path.stem, backend)
+    if backend == "whisper":
+        language = result.language or config.asr.language
+        whisper = replace(config, asr=replace(config.asr, task="translate", language=language))
+        translated = _pass(path, whisper, decoder, out_dir, f"{path.stem}.{config.translation.target}", "")
+        result.outputs += translated.outputs
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def _pass(
+    path: Path, config: Config, decoder: WhisperDecoder, out_dir: Path | None, stem: str, backend: str
+) -> FileResult:
+    """One pass over the recording: Whisper's segments (and their translations by a text backend) written."""
     started = time.perf_counter()
     result = FileResult(path)
     target = out_dir if out_dir is not None else path.parent
     with AudioReader(path, block_ms=1000) as reader:
-        progress = Progress(path.name, reader.duration)
+        label = path.name if config.asr.task == "transcribe" else f"{path.name} (translating)"
+        progress = Progress(label, reader.duration)
         asr = RecordingAsrStage(decoder, config.asr, on_progress=progress.update)
-        writer = TranscriptWriter(
-            target,
-            path.stem,
-            config.output.formats,
-            max_cue_chars=config.output.max_cue_chars,
-            max_cue_s=config.output.max_cue_s,
+
+        def writer_for(name: str) -> TranscriptWriter:
+            return TranscriptWriter(
+                target,
+                name,
+                config.output.formats,
+                max_cue_chars=config.output.max_cue_chars,
+                max_cue_s=config.output.max_cue_s,
+            )
+
+        writer = writer_for(stem)
+        translated = (
+            writer_for(f"{stem}.{config.translation.target}") if backend in ("apertium", "ctranslate2") else None
         )
         audio_end = 0.0
         last_json = time.monotonic()
@@ -87,8 +119,12 @@ def transcribe_file(path: Path, config: Config, decoder: WhisperDecoder, out_dir
                 },
             }
 
-        def sink(segment: Transcript) -> None:
+        def sink(segment: Transcript | Translation) -> None:
             nonlocal last_json
+            if isinstance(segment, Translation):
+                if translated is not None and segment.committed:
+                    translated.add(segment.as_transcript())
+                return
             writer.add(segment)
             if time.monotonic() - last_json > JSON_INTERVAL_S:
                 writer.write_json(document(complete=False))
@@ -103,6 +139,8 @@ def transcribe_file(path: Path, config: Config, decoder: WhisperDecoder, out_dir
         complete = False
         try:
             stages: list[Stage[Any, Any]] = [RecordingSpeechStage(config.vad, config.asr), asr]
+            if translated is not None:
+                stages.append(TranslationStage(text_translator(config, backend)))
             asyncio.run(run_pipeline(_source(counted(reader.chunks())), stages, sink))
             complete = True
         finally:
@@ -110,6 +148,11 @@ def transcribe_file(path: Path, config: Config, decoder: WhisperDecoder, out_dir
             writer.write_json(document(complete=complete))
             writer.close()
             result.outputs = writer.written
+            if translated is not None:
+                translation = {"backend": backend, "target": config.translation.target}
+                translated.write_json({**document(complete=complete), "translation": translation})
+                translated.close()
+                result.outputs += translated.written
             result.segments = len(writer.segments)
     result.audio_s = audio_end
     result.wall_s = time.perf_counter() - started

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from pipeline.events import Subtitle, Transcript
+from pipeline.events import Subtitle, Transcript, Translation
 from pipeline.live import Emission
 
 
@@ -22,6 +22,14 @@ def event_record(emission: Emission) -> dict[str, Any]:
     if isinstance(event, Transcript):
         fields = {"committed": event.committed, "tentative": event.tentative, "language": event.language}
         return {"type": "transcript", **common, **fields, **timing}
+    if isinstance(event, Translation):
+        fields = {
+            "committed": event.committed,
+            "tentative": event.tentative,
+            "source_language": event.source_language,
+            "target_language": event.target_language,
+        }
+        return {"type": "translation", **common, **fields, **timing}
     return {"type": "subtitle", **common, "lines": list(event.lines), **timing}
 
 
@@ -35,10 +43,12 @@ class JsonlWriter:
 
 
 class TerminalView:
-    """Finals as lines that stay; on a terminal, the display's current lines redrawn in place below."""
+    """Finals as lines that stay; on a terminal, the display's current lines redrawn in place below.
+    When translating, each final translation is a line, and the source text follows it, indented."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, translating: bool = False) -> None:
         self._stream = stream
+        self._translating = translating
         self._tty = stream.isatty()
         self._live_lines = 0
 
@@ -49,7 +59,11 @@ class TerminalView:
 
     def show(self, emission: Emission) -> None:
         event = emission.event
-        if isinstance(event, Transcript) and event.final:
+        if isinstance(event, Transcript) and event.final and self._translating:
+            self._clear_live()
+            if event.committed:
+                self._stream.write(f"          {event.language}: {event.committed}\n")
+        elif isinstance(event, Transcript | Translation) and event.final:
             self._clear_live()
             if event.committed:
                 self._stream.write(f"[{_clock(event.start)}] {event.committed}\n")

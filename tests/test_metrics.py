@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.algos.metrics import RefUtterance, TimedTranscript, average_lagging, percentile, utterance_timings
+from pipeline.algos.metrics import (
+    RefUtterance,
+    TimedTranscript,
+    average_lagging,
+    percentile,
+    retractions,
+    utterance_timings,
+    word_emissions,
+)
 
 
 def test_percentiles_interpolate_like_numpy() -> None:
@@ -39,3 +47,14 @@ def test_timeline_latencies_and_drops() -> None:
     assert [t.first_partial for t in timings] == [1.2, 1.0, None]
     assert [t.final for t in timings] == [pytest.approx(0.6), pytest.approx(1.1), None]
     assert [t.dropped for t in timings] == [False, False, True]
+
+
+def test_word_emissions_time_each_word_by_its_first_commit() -> None:
+    updates = [(1.0, ""), (1.5, "the cat"), (2.0, "the cat"), (2.4, "the cat sat on"), (3.0, "the cat sat on it")]
+    assert word_emissions(updates) == [1.5, 1.5, 2.4, 2.4, 3.0]
+    assert word_emissions([]) == []
+
+
+def test_retractions_count_commits_that_change_earlier_words() -> None:
+    assert retractions(["", "a", "a b", "a b c"]) == 0
+    assert retractions(["a b", "a c", "a c d", "a"]) == 2

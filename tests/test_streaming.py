@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import numpy as np
 
 from pipeline.asr import Hypothesis
 from pipeline.config import AsrConfig, StreamingConfig
-from pipeline.events import SAMPLE_RATE, SpeechSegment, Transcript, Word
+from pipeline.events import SAMPLE_RATE, SpeechSegment, Transcript, Translation, Word
 from pipeline.streaming import StreamingAsrStage
 
 # The "speaker" says these words; times are seconds from the utterance's start.
@@ -96,7 +97,7 @@ async def _pieces(
         yield SpeechSegment(utterance, end, end, np.zeros(0, dtype=np.float32), True, end)
 
 
-async def _collect(stage: StreamingAsrStage, pieces: AsyncIterator[SpeechSegment]) -> list[Transcript]:
+async def _collect(stage: StreamingAsrStage, pieces: AsyncIterator[SpeechSegment]) -> list[Transcript | Translation]:
     return [t async for t in stage.run(pieces)]
 
 
@@ -197,3 +198,35 @@ def test_a_finished_sentence_before_a_pause_is_final_without_waiting_for_vad() -
     assert finals[0].end < 1.7  # it ended in the pause, before the next sentence began
     first_final = transcripts.index(finals[0])
     assert all(t.utterance == 1 for t in transcripts[first_final + 1 :])  # nothing more about utterance 0
+
+
+def test_translating_streams_translations_and_the_source_text_follows_each_final() -> None:
+    decoder = ScriptedDecoder(delay=0.005)
+    tasks: list[str] = []
+
+    def decode(audio: np.ndarray, **kw: Any) -> Hypothesis:
+        tasks.append(kw["task"])
+        hypothesis = ScriptedDecoder.decode_utterance(decoder, audio, **kw)
+        if kw["task"] == "transcribe":  # stands for the source language's words
+            words = tuple(dataclasses.replace(w, text=w.text.upper()) for w in hypothesis.words)
+            return dataclasses.replace(hypothesis, words=words, language="es")
+        return dataclasses.replace(hypothesis, language="es")
+
+    decoder.decode_utterance = decode  # type: ignore[method-assign]
+    config = StreamingConfig(partial_interval_s=0.3, first_decode_s=0.5, commit_margin_s=0.3, trim_after_s=2.0)
+    stage = StreamingAsrStage(decoder, AsrConfig(language="es", task="translate"), config)  # type: ignore[arg-type]
+    events = asyncio.run(_collect(stage, _pieces([(0, 0.0, 3.8)], pace=0.02)))
+    translations = [e for e in events if isinstance(e, Translation)]
+    assert len(translations) >= 3 and all(t.source_language == "es" and t.target_language == "en" for t in translations)
+    committed = [t.committed for t in translations]
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(committed))
+    assert translations[-1].final and translations[-1].committed == "The quick brown fox jumps over the lazy dog."
+    # Only after the translation is final is the source decoded, once; it ends the utterance.
+    assert tasks.count("transcribe") == 1 and tasks[-1] == "transcribe"
+    source = events[-1]
+    assert isinstance(source, Transcript) and source.final and source.language == "es"
+    assert source.committed == "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG."
+    assert events.index(source) == events.index(translations[-1]) + 1
+    # Translated audio is never trimmed (trim_after_s was 2 s): each decode took all audio so far.
+    lengths = [seconds for seconds, _ in decoder.calls]
+    assert lengths == sorted(lengths) and lengths[-1] >= 3.7

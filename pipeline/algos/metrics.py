@@ -10,6 +10,7 @@ within its span (widened by ``TOLERANCE_S``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,3 +102,22 @@ def average_lagging(
         if delay >= source_length:
             break
     return total / tau
+
+
+def word_emissions(updates: Sequence[tuple[float, str]]) -> list[float]:
+    """When each committed word first appeared, from one utterance's events in order as
+    (emission time, committed text). Committed text only grows, so word i appeared with the
+    first event whose committed text had more than i words."""
+    times: list[float] = []
+    for emitted, committed in updates:
+        times += [emitted] * (len(committed.split()) - len(times))
+    return times
+
+
+def retractions(updates: Sequence[str]) -> int:
+    """How many times one utterance's committed text (events in order) lost or changed a word."""
+    count = 0
+    for before, after in itertools.pairwise(updates):
+        if after.split()[: len(before.split())] != before.split():
+            count += 1
+    return count

@@ -1,0 +1,172 @@
+"""Translation: which backend translates, and the stage that translates recognised text as it grows.
+
+Three backends (DESIGN.md: no neural text-translation model is reachable here):
+
+- **whisper**: Whisper's own speech-to-English translation. It is not a stage of its own: the
+  streaming recogniser decodes with ``task="translate"`` and emits Translation events directly
+  (``pipeline.streaming``), with the same commit policy as recognition.
+- **apertium**: Debian's rule-based pairs, text to text (``pipeline.translators``).
+- **ctranslate2**: a converted OPUS-MT / NLLB / M2M100 model the user brings, text to text,
+  with the committed translation forced as the target prefix.
+
+The two text backends run in :class:`TranslationStage` after recognition. Policy: only
+committed source text is translated, when it reaches a clause or sentence end (or has grown by
+``MAX_UNTRANSLATED_WORDS`` without one), and once more when the utterance is final; translated
+words are committed by agreement between consecutive translations (``algos.incremental``), so a
+translated partial never retracts its committed words, and the translation's final follows the
+source's final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from pipeline.algos.incremental import TargetAgreement, at_boundary
+from pipeline.config import Config
+from pipeline.errors import ConfigError
+from pipeline.events import Transcript, Translation
+from pipeline.translators import TextTranslator, apertium_pairs
+
+log = logging.getLogger(__name__)
+
+#: Committed source words that are translated even without a clause end after them.
+MAX_UNTRANSLATED_WORDS = 8
+
+
+def available() -> str:
+    """What can translate here, for error messages."""
+    pairs = ", ".join(f"{s}->{t}" for s, t in apertium_pairs()) or "no pairs installed"
+    return f"whisper (any -> en), apertium ({pairs}), ctranslate2 (your model: --translation-model DIR)"
+
+
+def choose_backend(config: Config, *, multilingual: bool = True) -> str:
+    """The backend that will translate ('' for none), or ConfigError naming what is available."""
+    source, target = config.asr.language, config.translation.target
+    backend = config.translation.backend
+    if not target:
+        return ""
+    if source == target:
+        raise ConfigError(f"nothing to translate: the speech is already in '{target}'")
+    if backend == "auto":
+        if config.translation.model:
+            backend = "ctranslate2"
+        elif target == "en" and multilingual:
+            backend = "whisper"
+        elif (source, target) in apertium_pairs():
+            backend = "apertium"
+        else:
+            raise ConfigError(f"no backend translates {source} -> {target}; available: {available()}")
+    if backend == "whisper":
+        if target != "en":
+            raise ConfigError(f"whisper translates only into English, not '{target}'; available: {available()}")
+        if not multilingual:
+            raise ConfigError("this Whisper model is English-only and cannot translate; use whisper-base")
+    elif backend == "apertium":
+        if source == "auto":
+            raise ConfigError("apertium needs the spoken language: give --from")
+        if (source, target) not in apertium_pairs():
+            raise ConfigError(f"apertium has no pair {source} -> {target}; available: {available()}")
+    elif backend == "ctranslate2":
+        if not config.translation.model:
+            raise ConfigError("the ctranslate2 backend needs a model directory: give --translation-model DIR")
+        if source == "auto":
+            raise ConfigError("ctranslate2 needs the spoken language: give --from")
+    return backend
+
+
+def text_translator(config: Config, backend: str) -> TextTranslator:
+    """Loads the text backend ``backend`` ('apertium' or 'ctranslate2') for the configured pair."""
+    from pipeline.translators import ApertiumTranslator, Ct2Translator
+
+    source, target = config.asr.language, config.translation.target
+    if backend == "apertium":
+        return ApertiumTranslator(source, target)
+    return Ct2Translator(config.translation.model, source, target)
+
+
+@dataclass
+class _Open:
+    """An utterance being translated."""
+
+    agreement: TargetAgreement = field(default_factory=TargetAgreement)
+    translated: str = ""  # the source text last translated
+    translation: str = ""  # and its translation
+    emitted: tuple[str, str] | None = None
+
+
+class TranslationStage:
+    """Transcript -> the same Transcript, then Translation partials and finals of its utterance."""
+
+    name = "translate"
+
+    def __init__(self, translator: TextTranslator) -> None:
+        self._translator = translator
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
+        self.compute_seconds = 0.0
+
+    def _translate(self, text: str, prefix: str) -> str:
+        started = time.perf_counter()
+        try:
+            return self._translator.translate(text, prefix)
+        finally:
+            self.compute_seconds += time.perf_counter() - started
+
+    def _due(self, state: _Open, transcript: Transcript) -> bool:
+        source = transcript.committed
+        if transcript.final:
+            return True
+        if not source or source == state.translated:
+            return False
+        grown = len(source.split()) - len(state.translated.split())
+        return at_boundary(source) or grown >= MAX_UNTRANSLATED_WORDS
+
+    def _event(self, state: _Open, transcript: Transcript) -> Translation | None:
+        committed, tentative = state.agreement.prefix, " ".join(state.agreement.tentative)
+        if (committed, tentative) == (state.emitted or ("", "")) and not (transcript.final and state.emitted):
+            return None
+        state.emitted = (committed, tentative)
+        return Translation(
+            transcript.utterance,
+            committed,
+            tentative,
+            transcript.start,
+            transcript.end,
+            transcript.language,
+            self._translator.target,
+            final=transcript.final,
+        )
+
+    async def run(self, inputs: AsyncIterator[Transcript]) -> AsyncGenerator[Transcript | Translation, None]:
+        loop = asyncio.get_running_loop()
+        open_: dict[int, _Open] = {}
+        call: Callable[[str, str], str] = self._translate
+        try:
+            async for transcript in inputs:
+                yield transcript
+                state = open_.setdefault(transcript.utterance, _Open())
+                if self._due(state, transcript):
+                    text = transcript.committed
+                    if text == state.translated:  # a final with nothing new: its translation is there
+                        translation = state.translation
+                    elif text:
+                        translation = await loop.run_in_executor(self._executor, call, text, state.agreement.prefix)
+                    else:
+                        translation = ""
+                    state.translated, state.translation = text, translation
+                    if transcript.final:
+                        state.agreement.finish(translation)
+                    else:
+                        state.agreement.update(translation)
+                    event = self._event(state, transcript)
+                    if event is not None:
+                        yield event
+                if transcript.final:
+                    del open_[transcript.utterance]
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._translator.close()
