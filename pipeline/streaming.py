@@ -17,9 +17,12 @@ With ``asr.task = "translate"`` the same machinery streams Whisper's translation
 hypotheses are English, committed English words are never retracted, and the stage emits
 Translation events. Every decode is then a translation and nothing else: a transcription beside
 each one would double the decoding cost (measured: 0.3 s per 6 s of audio each, at beam 5), so the
-source text is decoded once per utterance, after its translation is final (``source_text``). The
-audio is not trimmed while translating: English word times only roughly follow the source speech,
-and a cut there could take away source words whose translation has not come yet.
+source text is decoded once per utterance, after its translation is final (``source_text``).
+English word times only roughly follow the source speech, so while translating the audio is not
+trimmed (a cut could take away source words whose translation has not come yet) and sentences
+do not end utterances early (a cut inside the speaker's sentence costs the rest its context:
+measured on the FLEURS streams, chrF 49.4 with early ends, 50.3 without; VAD's own ends suffice
+for a translation final p50 of 0.9 s).
 """
 
 from __future__ import annotations
@@ -292,7 +295,7 @@ class StreamingAsrStage:
         sentence end in the hypothesis that a pause follows, either heard by VAD (the speaker
         has stopped after it) or seen in the word times (the next sentence began after a gap)."""
         words = utterance.hypothesis
-        if not words or utterance.end is not None:
+        if not words or utterance.end is not None or self._translating:
             return None
         # In speech with no pause at all (quick turn-taking), a committed sentence end is enough:
         # everything up to it is settled, so it ends there.

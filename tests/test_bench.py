@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bench import load_reference, table
+from pipeline.algos.metrics import RefUtterance
+from pipeline.bench import Reference, Run, load_reference, table, translated_utterances, translation_figures
 from pipeline.errors import ConfigError
-from pipeline.events import Subtitle, Transcript
-from pipeline.live import Emission
+from pipeline.events import Subtitle, Transcript, Translation
+from pipeline.live import Emission, SessionResult
 from pipeline.view import TerminalView, event_record
 
 from .conftest import FIXTURES
@@ -98,3 +99,37 @@ def test_terminal_view_redraws_the_display_in_place_and_keeps_finals() -> None:
     view.show(Emission(Subtitle(0, ("hello",), 0.0, 1.0), 1.0, 1.0))
     view.show(Emission(Transcript(0, "Hello.", "", 0.0, 2.0, "en", final=True), 2.0, 2.0))
     assert plain.getvalue() == "[00:00.0] Hello.\n"  # no escape codes when not a terminal
+
+
+def test_translation_figures_on_a_hand_made_timeline() -> None:
+    # Two reference utterances; the pipeline translated the first in two events and the second in
+    # one; a third utterance of ours (no overlap with either) is ignored.
+    references = (
+        RefUtterance(1.0, 3.0, "hola amigo", "hello friend"),
+        RefUtterance(5.0, 7.0, "adiós", "goodbye"),
+    )
+    emissions = [
+        Emission(Translation(0, "hello", "frend", 1.0, 2.5, "es", "en"), 2.8, 2.8),
+        Emission(Translation(0, "hello friend", "", 1.0, 3.2, "es", "en", final=True), 3.6, 3.6),
+        Emission(Translation(1, "goodbye", "", 5.0, 7.1, "es", "en", final=True), 7.5, 7.5),
+        Emission(Translation(2, "noise", "", 9.0, 9.5, "es", "en", final=True), 9.9, 9.9),
+    ]
+    run = Run(Path("x.wav"), Reference("es", references, True, "test"), SessionResult(emissions), 0.0)
+    translated = translated_utterances(run, realtime=True)
+    assert [(t.text, t.word_times, t.final) for t in translated] == [
+        ("hello friend", [2.8, 3.6], 3.6),
+        ("goodbye", [7.5], 7.5),
+    ]
+    figures = translation_figures([run], realtime=True)
+    assert figures["chrf"] == 100.0 and figures["dropped"] == 0 and figures["retractions"] == 0
+    assert figures["final_p50"] == pytest.approx(0.55)  # (0.6 + 0.5) / 2
+    # AL: utterance 1: delays 1.8, 2.6 over 2 s for 2 words (gamma 1): (1.8 - 0 + 2.6 - 1) / 2 = 1.7;
+    # utterance 2: delay 2.5 >= its length 2 s: AL = 2.5. The mean: 2.1.
+    assert figures["al"] == pytest.approx(2.1)
+
+
+def test_translation_figures_are_null_without_reference_translations() -> None:
+    references = (RefUtterance(1.0, 3.0, "hola amigo"),)
+    emissions = [Emission(Translation(0, "hello friend", "", 1.0, 3.2, "es", "en", final=True), 3.6, 3.6)]
+    run = Run(Path("x.wav"), Reference("es", references, True, "test"), SessionResult(emissions), 0.0)
+    assert translation_figures([run], realtime=True)["chrf"] is None
