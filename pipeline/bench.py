@@ -203,9 +203,11 @@ def translated_utterances(run: Run, realtime: bool) -> list[TranslatedUtterance]
 
 def translation_figures(runs: list[Run], realtime: bool) -> dict[str, Any]:
     """BLEU, chrF, AL, LAAL, final latency and retractions of the translations, over every
-    reference utterance that has a reference translation; all None when none has."""
+    reference utterance that has a reference translation; all None when none has, or when
+    nothing was translated."""
+    translating = any(isinstance(e.event, Translation) for r in runs for e in r.result.emissions)
     translated = [t for r in runs for t in translated_utterances(r, realtime) if t.reference.translation]
-    if not translated:
+    if not translating or not translated:
         return {"bleu": None, "chrf": None, "al": None, "laal": None, "final_p50": None, "final_p95": None}
     try:
         import sacrebleu

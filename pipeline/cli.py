@@ -189,7 +189,8 @@ def _live(args: argparse.Namespace) -> int:
     choose_backend(config)  # an impossible pair fails before the model loads
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
-    translating = bool(choose_backend(config, multilingual=len(decoder.languages) > 1))
+    backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
+    translating = bool(backend)
     source: Source
     if args.input is not None:
         source = FileSource(args.input, realtime=args.realtime, block_ms=config.audio.block_ms)
@@ -242,9 +243,8 @@ def _live(args: argparse.Namespace) -> int:
         writer.write_json({"source": name, "model": decoder.model_id})
         writer.close()
         if translated is not None:
-            translated.write_json(
-                {"source": name, "model": decoder.model_id, "translation": config.translation.backend}
-            )
+            translation = {"backend": backend, "source": config.asr.language, "target": target}
+            translated.write_json({"source": name, "model": decoder.model_id, "translation": translation})
             translated.close()
         if events_file:
             events_file.close()
@@ -278,6 +278,11 @@ def _bench(args: argparse.Namespace) -> int:
     for _, config in configs:
         if config.asr.language != "auto":
             choose_backend(config)
+        if config.translation.target:
+            try:
+                import sacrebleu  # noqa: F401 (scored after the runs: fail before them)
+            except ImportError:
+                raise ConfigError("translation quality needs sacrebleu: pip install 'livesub[bench]'") from None
     for path in args.inputs:
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")

@@ -187,7 +187,8 @@ class DisplayConfig:
 
     chars_per_line: int = 32
     lines: int = 2
-    #: When translating, give the top line to the source text (the latest words heard).
+    #: When translating with a text backend, give the top line to the source text (the latest
+    #: words heard; the whisper backend decodes the source only once the translation is final).
     show_source: bool = False
 
     def __post_init__(self) -> None:

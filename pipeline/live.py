@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.asr import WhisperDecoder
@@ -75,8 +75,7 @@ async def run_session(
     decoder.check_language(config.asr.language)
     backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
     vad = LiveVadStage(config.vad)
-    asr_config = replace(config.asr, task="translate") if backend == "whisper" else config.asr
-    asr = StreamingAsrStage(decoder, asr_config, config.streaming)
+    asr = StreamingAsrStage(decoder, config.asr, config.streaming, translate=backend == "whisper")
     stages: list[Stage[Any, Any]] = [vad, asr]
     translation = None
     if backend in ("apertium", "ctranslate2"):
@@ -111,6 +110,7 @@ async def run_session(
         result.stages = {"vad": vad.compute_seconds, "asr": asr.compute_seconds}
         if translation is not None:
             result.stages["translate"] = translation.compute_seconds
+            translation.close()
         result.overflows = source.overflows
         result.lost = source.lost
         result.rejected_utterances = vad.rejected

@@ -17,7 +17,7 @@ With ``asr.task = "translate"`` the same machinery streams Whisper's translation
 hypotheses are English, committed English words are never retracted, and the stage emits
 Translation events. Every decode is then a translation and nothing else: a transcription beside
 each one would double the decoding cost (measured: 0.3 s per 6 s of audio each, at beam 5), so the
-source text is decoded once per utterance, after its translation is final (``source_text``).
+source text is decoded once per utterance, after its translation is final.
 English word times only roughly follow the source speech, so while translating the audio is not
 trimmed (a cut could take away source words whose translation has not come yet) and sentences
 do not end utterances early (a cut inside the speaker's sentence costs the rest its context:
@@ -141,13 +141,13 @@ class StreamingAsrStage:
     name = "asr"
 
     def __init__(
-        self, decoder: WhisperDecoder, asr: AsrConfig, streaming: StreamingConfig, *, source_text: bool = True
+        self, decoder: WhisperDecoder, asr: AsrConfig, streaming: StreamingConfig, *, translate: bool = False
     ) -> None:
         self._decoder = decoder
         self._asr = asr
         self._config = streaming
-        self._translating = asr.task == "translate"
-        self._source_text = source_text
+        self._translating = translate  # decodes with task="translate" and emits Translation events
+        self._task = "translate" if translate else asr.task
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self.language: str | None = None if asr.language == "auto" else asr.language
         self._previous: tuple[str, float] = ("", -1e9)  # the last final's text and end (stream seconds)
@@ -201,7 +201,7 @@ class StreamingAsrStage:
         loop = asyncio.get_running_loop()
         prompt = self._prompt(utterance) if own else ""
         hypothesis = await loop.run_in_executor(
-            self._executor, self._decode, audio, beam_size, prompt, task or self._asr.task
+            self._executor, self._decode, audio, beam_size, prompt, task or self._task
         )
         if own:
             utterance.decoded = end
@@ -238,7 +238,7 @@ class StreamingAsrStage:
         """The source text of a translated utterance whose final has been emitted (None when not
         translating, or not wanted, or nothing was said)."""
         assert utterance.end is not None
-        if not (self._translating and self._source_text and utterance.emitted):
+        if not (self._translating and utterance.emitted):
             return None
         words = await self._hypothesis(utterance, utterance.end, self._config.final_beam_size, task="transcribe")
         if not words:

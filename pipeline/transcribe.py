@@ -137,20 +137,24 @@ def _pass(
                 yield chunk
 
         complete = False
+        translation: TranslationStage | None = None
         try:
             stages: list[Stage[Any, Any]] = [RecordingSpeechStage(config.vad, config.asr), asr]
             if translated is not None:
-                stages.append(TranslationStage(text_translator(config, backend)))
+                translation = TranslationStage(text_translator(config, backend))
+                stages.append(translation)
             asyncio.run(run_pipeline(_source(counted(reader.chunks())), stages, sink))
             complete = True
         finally:
+            if translation is not None:
+                translation.close()
             progress.close()
             writer.write_json(document(complete=complete))
             writer.close()
             result.outputs = writer.written
             if translated is not None:
-                translation = {"backend": backend, "target": config.translation.target}
-                translated.write_json({**document(complete=complete), "translation": translation})
+                about = {"backend": backend, "source": asr.language, "target": config.translation.target}
+                translated.write_json({**document(complete=complete), "translation": about})
                 translated.close()
                 result.outputs += translated.written
             result.segments = len(writer.segments)

@@ -1,6 +1,7 @@
 """Translation: which backend translates, and the stage that translates recognised text as it grows.
 
-Three backends (DESIGN.md: no neural text-translation model is reachable here):
+Three backends (no neural text-translation model can be installed from a package registry, so
+these are what is real; README, "Translation"):
 
 - **whisper**: Whisper's own speech-to-English translation. It is not a stage of its own: the
   streaming recogniser decodes with ``task="translate"`` and emits Translation events directly
@@ -20,7 +21,6 @@ source's final.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +30,7 @@ from pipeline.algos.incremental import TargetAgreement, at_boundary
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.events import Transcript, Translation
-from pipeline.translators import TextTranslator, apertium_pairs
-
-log = logging.getLogger(__name__)
+from pipeline.translators import ApertiumTranslator, Ct2Translator, TextTranslator, apertium_pairs
 
 #: Committed source words that are translated even without a clause end after them.
 MAX_UNTRANSLATED_WORDS = 8
@@ -50,6 +48,8 @@ def choose_backend(config: Config, *, multilingual: bool = True) -> str:
     backend = config.translation.backend
     if not target:
         return ""
+    if config.asr.task == "translate":
+        raise ConfigError("asr.task = translate (--task translate) already gives English: use --to instead")
     if source == target:
         raise ConfigError(f"nothing to translate: the speech is already in '{target}'")
     if backend == "auto":
@@ -59,6 +59,10 @@ def choose_backend(config: Config, *, multilingual: bool = True) -> str:
             backend = "whisper"
         elif (source, target) in apertium_pairs():
             backend = "apertium"
+        elif source == "auto":
+            raise ConfigError(f"to translate into '{target}', give the spoken language with --from")
+        elif target == "en":
+            raise ConfigError("this Whisper model is English-only and cannot translate; use whisper-base")
         else:
             raise ConfigError(f"no backend translates {source} -> {target}; available: {available()}")
     if backend == "whisper":
@@ -81,8 +85,6 @@ def choose_backend(config: Config, *, multilingual: bool = True) -> str:
 
 def text_translator(config: Config, backend: str) -> TextTranslator:
     """Loads the text backend ``backend`` ('apertium' or 'ctranslate2') for the configured pair."""
-    from pipeline.translators import ApertiumTranslator, Ct2Translator
-
     source, target = config.asr.language, config.translation.target
     if backend == "apertium":
         return ApertiumTranslator(source, target)
@@ -169,4 +171,7 @@ class TranslationStage:
                     del open_[transcript.utterance]
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
-            self._translator.close()
+
+    def close(self) -> None:
+        """Releases the translator (whoever made the stage calls this)."""
+        self._translator.close()

@@ -25,7 +25,6 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -220,7 +219,6 @@ class ApertiumTranslator:
         except (OSError, subprocess.CalledProcessError) as e:
             raise ModelError(f"cannot read Apertium mode {mode}: {e}") from None
         started = time.perf_counter()
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (the pipeline writes it until close())
         # $1 is the generator's option (-n: no unknown-word marks), $2 the tagger's (none).
         # A session of its own lets close() end every process of the pipeline at once.
         try:
@@ -228,12 +226,11 @@ class ApertiumTranslator:
                 ["bash", "-c", script, "apertium", "-n", ""],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=self._stderr,
+                stderr=subprocess.DEVNULL,
                 env=dict(os.environ, LC_ALL="C.UTF-8"),
                 start_new_session=True,
             )
         except OSError as e:
-            self._stderr.close()
             raise ModelError(f"cannot start Apertium {self.mode}: {e}") from None
         assert self._process.stdin is not None
         os.set_blocking(self._process.stdin.fileno(), False)
@@ -261,10 +258,8 @@ class ApertiumTranslator:
         return ModelError(self._failed)
 
     def _stopped(self, process: subprocess.Popen[bytes]) -> ModelError:
-        status = process.wait()
-        self._stderr.seek(0)
-        lines = self._stderr.read().decode("utf-8", errors="replace").strip().splitlines()
-        return self._fail(f"stopped (exit status {status})" + (f": {lines[-1].strip()}" if lines else ""))
+        # Apertium's stderr is left out of the message: its stages may echo the text (privacy).
+        return self._fail(f"stopped (exit status {process.wait()})")
 
     def _exchange(self, request: bytes) -> bytes:
         """Writes one NUL-terminated request and reads its NUL-terminated answer; the lock is held."""
@@ -319,7 +314,6 @@ class ApertiumTranslator:
             self._terminate()
             if not self._failed:
                 self._failed = f"Apertium {self.mode} translator is closed"
-            self._stderr.close()
 
 
 # --- CTranslate2 ------------------------------------------------------------------------------

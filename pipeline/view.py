@@ -44,7 +44,9 @@ class JsonlWriter:
 
 class TerminalView:
     """Finals as lines that stay; on a terminal, the display's current lines redrawn in place below.
-    When translating, each final translation is a line, and the source text follows it, indented."""
+    When translating, each final translation is a line, and its source text an indented line beside
+    it (after it with Whisper, which decodes the source once the translation is final; before it
+    with a text backend, which translates the source's final)."""
 
     def __init__(self, stream: TextIO, *, translating: bool = False) -> None:
         self._stream = stream

@@ -133,3 +133,8 @@ def test_translation_figures_are_null_without_reference_translations() -> None:
     emissions = [Emission(Translation(0, "hello friend", "", 1.0, 3.2, "es", "en", final=True), 3.6, 3.6)]
     run = Run(Path("x.wav"), Reference("es", references, True, "test"), SessionResult(emissions), 0.0)
     assert translation_figures([run], realtime=True)["chrf"] is None
+    # Reference translations, but the pipeline was not translating: no figures, rather than zeros.
+    transcribed = SessionResult([Emission(Transcript(0, "hola amigo", "", 1.0, 3.2, "es", final=True), 3.6, 3.6)])
+    references = (RefUtterance(1.0, 3.0, "hola amigo", "hello friend"),)
+    run = Run(Path("x.wav"), Reference("es", references, True, "test"), transcribed, 0.0)
+    assert translation_figures([run], realtime=True)["chrf"] is None

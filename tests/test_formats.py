@@ -4,6 +4,7 @@ import json
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
 import srt
 import webvtt
 
@@ -95,3 +96,16 @@ def test_no_segments_means_no_files(tmp_path: Path) -> None:
     writer.close()
     assert list(tmp_path.iterdir()) == []
     assert writer.written == []
+
+
+def test_a_long_segment_without_word_times_is_split_too() -> None:
+    text = (
+        "This is the first sentence of a long translation. "
+        "And here the speaker goes on and on about something else entirely without stopping"
+    )
+    segment = Transcript(0, text, "", 10.0, 24.0, "en", final=True)  # a translation: no words
+    cues = cues_for(segment, max_chars=84, max_seconds=7.0)
+    assert len(cues) >= 2 and cues[0].text.endswith("translation.")
+    assert " ".join(c.text for c in cues) == text
+    assert cues[0].start == 10.0 and cues[-1].end == pytest.approx(24.0, abs=0.3)
+    assert all(a.end <= b.start for a, b in pairwise(cues))

@@ -214,7 +214,7 @@ def test_translating_streams_translations_and_the_source_text_follows_each_final
 
     decoder.decode_utterance = decode  # type: ignore[method-assign]
     config = StreamingConfig(partial_interval_s=0.3, first_decode_s=0.5, commit_margin_s=0.3, trim_after_s=2.0)
-    stage = StreamingAsrStage(decoder, AsrConfig(language="es", task="translate"), config)  # type: ignore[arg-type]
+    stage = StreamingAsrStage(decoder, AsrConfig(language="es"), config, translate=True)  # type: ignore[arg-type]
     events = asyncio.run(_collect(stage, _pieces([(0, 0.0, 3.8)], pace=0.02)))
     translations = [e for e in events if isinstance(e, Translation)]
     assert len(translations) >= 3 and all(t.source_language == "es" and t.target_language == "en" for t in translations)

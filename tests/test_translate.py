@@ -146,3 +146,15 @@ def test_a_real_ctranslate2_model_in_the_stage_never_retracts(tmp_path: Path) ->
         committed = [t.committed.split() for t in group]
         assert all(after[: len(before)] == before for before, after in itertools.pairwise(committed))
     assert any(t.committed for t in translations if not t.final)  # words were committed before the finals
+
+
+def test_a_translation_that_rewords_the_committed_words_neither_repeats_nor_skips_them() -> None:
+    from pipeline.algos.incremental import TargetAgreement
+
+    agreement = TargetAgreement()
+    agreement.update("the house")
+    agreement.update("the house is")
+    assert agreement.committed == ["the", "house"]
+    assert agreement.update("the red house is big") == []  # re-worded: nothing more is committed
+    assert agreement.finish("the red house is big ,") == ["is", "big", ","]
+    assert agreement.committed == ["the", "house", "is", "big", ","]

@@ -228,7 +228,7 @@ def test_a_hanging_pipeline_times_out_with_one_error(tmp_path: Path) -> None:
 @needs_wblank
 def test_a_pipeline_that_dies_is_one_model_error(tmp_path: Path) -> None:
     translator = ApertiumTranslator("es", "en", datadir=_fake_datadir(tmp_path, {"spa-eng": _DIE}), timeout=5)
-    with pytest.raises(ModelError, match=r"^Apertium spa-eng stopped \(exit status 3\): fake: out of memory$"):
+    with pytest.raises(ModelError, match=r"^Apertium spa-eng stopped \(exit status 3\)$"):
         translator.translate("hola")
     translator.close()
 

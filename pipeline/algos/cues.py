@@ -2,7 +2,8 @@
 
 A Whisper segment can hold 30 s of speech. A readable cue holds at most two lines (about 42
 characters each, the common broadcast limit) for at most ~7 s, so long segments are split
-between words, using the word timestamps, preferring the end of a sentence or clause.
+between words, using the word timestamps, preferring the end of a sentence or clause. A segment
+without word times (a translation) gets them spread over its span by character count.
 """
 
 from __future__ import annotations
@@ -39,13 +40,27 @@ def _join(words: Sequence[Word]) -> str:
     return " ".join(w.text for w in words).strip()
 
 
+def spread(text: str, start: float, end: float) -> list[Word]:
+    """The words of ``text`` timed in proportion to their characters over ``start``-``end``."""
+    words = text.split()
+    total = sum(len(w) + 1 for w in words) or 1
+    timed, position = [], 0
+    for word in words:
+        begin = start + (end - start) * position / total
+        position += len(word) + 1
+        timed.append(Word(word, round(begin, 3), round(start + (end - start) * (position - 1) / total, 3)))
+    return timed
+
+
 def cues_for(segment: Transcript, max_chars: int = 84, max_seconds: float = 7.0) -> list[Cue]:
     """Splits one final segment into cues of at most ``max_chars`` / ``max_seconds`` where possible."""
     words = [w for w in segment.words if w.text]
     text = segment.text
     fits = len(text) <= max_chars and segment.end - segment.start <= max_seconds
-    if fits or not words:
+    if fits or not text:
         return [Cue(segment.start, segment.end, text)] if text else []
+    if not words:
+        words = spread(text, segment.start, segment.end)
     cues: list[Cue] = []
     current: list[Word] = []
     for word in words:

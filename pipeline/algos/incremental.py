@@ -26,14 +26,28 @@ class TargetAgreement:
         self.committed: list[str] = []
         self.tentative: list[str] = []
 
-    def _new_words(self, translation: str) -> list[str]:
-        """The words beyond the committed ones. A translation that re-worded the committed part
-        (a backend that cannot be forced) is taken to cover it with as many words."""
+    def _new_words(self, translation: str) -> tuple[list[str], bool]:
+        """The words beyond the committed ones, and whether the translation starts with exactly
+        the committed words (a backend that cannot be forced may re-word them). Re-worded, the
+        words after the last committed word(s) it repeats are taken as new (at most the last
+        three committed words are looked for), else those after as many words as are committed."""
         words = translation.split()
-        return words[len(self.committed) :]
+        done = [key(w) for w in self.committed]
+        if [key(w) for w in words[: len(done)]] == done:
+            return words[len(done) :], True
+        for n in range(min(3, len(done)), 0, -1):
+            for i in range(len(words) - n, -1, -1):
+                if [key(w) for w in words[i : i + n]] == done[-n:]:
+                    return words[i + n :], False
+        return words[len(done) :], False
 
     def update(self, translation: str) -> list[str]:
-        new = self._new_words(translation)
+        """Commits the new words this translation shares with the previous one; a translation
+        that re-worded the committed words commits nothing (its new words stay tentative)."""
+        new, aligned = self._new_words(translation)
+        if not aligned:
+            self.tentative = new
+            return []
         agreed = 0
         while agreed < min(len(new), len(self.tentative)) and key(new[agreed]) == key(self.tentative[agreed]):
             agreed += 1
@@ -42,7 +56,7 @@ class TargetAgreement:
         return new[:agreed]
 
     def finish(self, translation: str) -> list[str]:
-        rest = self._new_words(translation)
+        rest, _ = self._new_words(translation)
         self.committed += rest
         self.tentative = []
         return rest
