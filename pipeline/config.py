@@ -51,12 +51,12 @@ class VadConfig:
     #: Voiced audio within the last 300 ms that starts an utterance, in milliseconds.
     start_voiced_ms: int = 150
     #: Silence that ends an utterance, in milliseconds (the main part of the final latency).
-    end_silence_ms: int = 500
+    end_silence_ms: int = 650
     #: Audio kept before the first voiced frame and after the last one, in milliseconds.
     pre_roll_ms: int = 300
     post_roll_ms: int = 150
     #: Longest live utterance before it is split at its quietest point, in seconds.
-    max_utterance_s: float = 15.0
+    max_utterance_s: float = 25.0
     #: Confirm each live utterance with Silero before it reaches ASR.
     confirm: bool = True
     #: Silero speech probability above which audio is speech.
@@ -120,9 +120,9 @@ class StreamingConfig:
     first_decode_s: float = 1.0
     #: A word is committed when two hypotheses decoded from audio at least this far apart, in
     #: seconds, agree on it (and on all before it).
-    agree_gap_s: float = 1.0
+    agree_gap_s: float = 2.0
     #: Words ending in the last this many seconds of the decoded audio stay tentative.
-    commit_margin_s: float = 1.0
+    commit_margin_s: float = 2.0
     #: Beam size for decodes of the open utterance. Greedy decoding (1) commits consistent
     #: mistakes on short audio; 5 costs ~20% more compute here and halves the streaming WER.
     partial_beam_size: int = 5

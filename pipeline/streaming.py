@@ -2,9 +2,10 @@
 
 Utterances here are the ASR's own: VAD's utterance is one of them until the speaker pauses after
 a finished sentence (a hypothesis covering a pause of ``SENTENCE_PAUSE_S`` ends with a full stop,
-question or exclamation mark); then that sentence is final at once, without waiting for VAD's
-longer silence, and the rest of VAD's utterance continues as the next one. In quick turn-taking
-(pauses of 0.3-0.5 s between speakers) VAD alone would close nothing for many seconds.
+question or exclamation mark), or goes on without a pause after one that two consecutive
+hypotheses agree on (``QUICK_END_S``); then that sentence is final at once, without waiting for
+VAD's longer silence, and the rest of VAD's utterance continues as the next one. In quick
+turn-taking (pauses of 0.3-0.5 s between speakers) VAD alone would close nothing for seconds.
 
 Compute decides the cadence. One decode runs at a time on the model's thread; audio arriving
 meanwhile is only appended, and the next decode takes all of it (coalescing), so the stage never
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.algos.agreement import LocalAgreement, cut_repetition
+from pipeline.algos.agreement import LocalAgreement, cut_repetition, key
 from pipeline.asr import UNSPACED, Hypothesis, WhisperDecoder
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Translation, Word
@@ -58,6 +59,9 @@ COVER_TOLERANCE_S = 0.05
 #: A sentence is final as soon as a hypothesis covering this much silence after it ends with it,
 #: or as soon as the next sentence began after a pause VAD heard, in seconds.
 SENTENCE_PAUSE_S = 0.25
+#: A sentence end two consecutive hypotheses agree on ends the utterance once this much audio
+#: followed it, in seconds (quick turn-taking, no pause).
+QUICK_END_S = 0.8
 #: How far from a pause VAD heard a sentence's last word may end (Whisper's word times drift), in s.
 PAUSE_SLACK_S = 0.3
 #: An utterance with less audio than this is not decoded, in seconds.
@@ -119,6 +123,7 @@ class _Utterance:
     end: int | None = None  # set when VAD closed it: the utterance's length in samples
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
     hypothesis: list[Word] | None = None  # latest, in stream seconds
+    previous: list[Word] | None = None  # the one before it
     final_quality: bool = False  # the latest hypothesis was decoded with the final beam size
     decoded: int = 0  # samples covered by the latest decode
     emitted: tuple[str, str] | None = None
@@ -283,7 +288,7 @@ class StreamingAsrStage:
         )
         beam = self._config.final_beam_size if final_quality else self._config.partial_beam_size
         words = await self._hypothesis(utterance, end, beam)
-        utterance.hypothesis = words
+        utterance.previous, utterance.hypothesis = utterance.hypothesis, words
         utterance.final_quality = final_quality
         audio_end = (utterance.start + end) / SAMPLE_RATE
         utterance.agreement.update(words, audio_end, audio_end - self._config.commit_margin_s, SENTENCE_END)
@@ -297,14 +302,22 @@ class StreamingAsrStage:
         words = utterance.hypothesis
         if not words or utterance.end is not None or self._translating:
             return None
-        # In speech with no pause at all (quick turn-taking), a committed sentence end is enough:
-        # everything up to it is settled, so it ends there.
-        committed, tentative = utterance.agreement.committed, utterance.agreement.tentative
-        if committed and committed[-1].text.endswith(SENTENCE_END) and tentative:
-            cut_s = (committed[-1].end + max(committed[-1].end, tentative[0].start)) / 2
-            return int(cut_s * SAMPLE_RATE) - utterance.start
-        voiced_until_s = (utterance.start + utterance.voiced_until) / SAMPLE_RATE
+        # In speech with no pause at all (quick turn-taking), a sentence end that two consecutive
+        # hypotheses agree on (with all before it), with the next sentence begun after it, is
+        # enough: waiting for its words to be committed costs seconds (agree_gap_s + commit_margin_s).
         decoded_s = (utterance.start + utterance.decoded) / SAMPLE_RATE
+        if utterance.previous:
+            stable = 0
+            while stable < min(len(words), len(utterance.previous)) and key(words[stable].text) == key(
+                utterance.previous[stable].text
+            ):
+                stable += 1
+            for i in range(stable - 1, -1, -1):
+                word = words[i]
+                if word.text.endswith(SENTENCE_END) and i + 1 < len(words) and decoded_s - word.end >= QUICK_END_S:
+                    cut_s = (word.end + max(word.end, words[i + 1].start)) / 2
+                    return int(cut_s * SAMPLE_RATE) - utterance.start
+        voiced_until_s = (utterance.start + utterance.voiced_until) / SAMPLE_RATE
         last = words[-1]
         pausing = decoded_s - voiced_until_s >= SENTENCE_PAUSE_S and last.end <= voiced_until_s + SENTENCE_PAUSE_S
         if pausing and last.text.endswith(SENTENCE_END):
