@@ -41,7 +41,7 @@ def _formats(text: str) -> tuple[str, ...]:
 
 def _translation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="language", help="spoken language (the same as --language)")
-    parser.add_argument("--to", dest="target", help="translate into this language (ISO 639-1, e.g. en)")
+    parser.add_argument("--to", dest="target", type=str.lower, help="translate into this language (ISO 639-1, e.g. en)")
     parser.add_argument(
         "--translator",
         choices=("auto", "whisper", "apertium", "ctranslate2"),

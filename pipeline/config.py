@@ -170,6 +170,8 @@ class TranslationConfig:
     def __post_init__(self) -> None:
         backends = ("auto", "whisper", "apertium", "ctranslate2")
         _check(self.backend in backends, f"translation.backend must be one of {', '.join(backends)}")
+        code = self.target == "" or (self.target.isascii() and self.target.isalpha() and self.target.islower())
+        _check(code and len(self.target) in (0, 2), "translation.target must be an ISO 639-1 code such as en")
 
 
 @dataclass(frozen=True)

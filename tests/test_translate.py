@@ -158,3 +158,10 @@ def test_a_translation_that_rewords_the_committed_words_neither_repeats_nor_skip
     assert agreement.update("the red house is big") == []  # re-worded: nothing more is committed
     assert agreement.finish("the red house is big ,") == ["is", "big", ","]
     assert agreement.committed == ["the", "house", "is", "big", ","]
+
+
+def test_the_target_must_be_a_language_code() -> None:
+    for bad in ("EN", "eng", "english", "e1"):
+        with pytest.raises(ConfigError, match="ISO 639-1"):
+            _config(target=bad)
+    assert choose_backend(_config(target="en")) == "whisper"
