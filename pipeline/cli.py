@@ -230,7 +230,11 @@ def _live(args: argparse.Namespace) -> int:
 
     try:
         result = asyncio.run(run_session(config, decoder, source, on_emission, handle_interrupt=True))
-        if events is not None:
+    except LivesubError as e:  # a failure during the session (a translator died, ...): keep what was done
+        print(f"livesub: error: {e}", file=sys.stderr)
+        result = None
+    try:
+        if events is not None and result is not None:
             summary = {
                 "audio_s": round(result.audio_s, 3),
                 "wall_s": round(result.wall_s, 3),
@@ -251,6 +255,9 @@ def _live(args: argparse.Namespace) -> int:
     saved = (
         ", ".join(str(p) for p in writer.written + (translated.written if translated else [])) or "nothing (no speech)"
     )
+    if result is None:
+        print(f"livesub: the session stopped early; saved {saved}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"livesub: {len(result.finals)} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
     if result.overflows:
         print(f"livesub: {result.overflows} audio blocks were lost (input overflow)", file=sys.stderr)
