@@ -218,7 +218,11 @@ def _live(args: argparse.Namespace) -> int:
     target = config.translation.target
     translated = TranscriptWriter(args.out, f"{stem}.{target}", ("txt", "srt", "vtt", "json")) if translating else None
 
+    emitted = 0
+
     def on_emission(emission: Emission) -> None:
+        nonlocal emitted
+        emitted += 1
         if events is not None:
             events.write(event_record(emission))
         view.show(emission)
@@ -231,8 +235,7 @@ def _live(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(run_session(config, decoder, source, on_emission, handle_interrupt=True))
     except LivesubError as e:  # a failure during the session (a translator died, ...): keep what was done
-        print(f"livesub: error: {e}", file=sys.stderr)
-        result = None
+        failure, result = e, None
     try:
         if events is not None and result is not None:
             summary = {
@@ -256,6 +259,9 @@ def _live(args: argparse.Namespace) -> int:
         ", ".join(str(p) for p in writer.written + (translated.written if translated else [])) or "nothing (no speech)"
     )
     if result is None:
+        if not emitted:
+            raise failure  # nothing happened yet: a set-up problem (a model that will not load), exit 2
+        print(f"livesub: error: {failure}", file=sys.stderr)
         print(f"livesub: the session stopped early; saved {saved}", file=sys.stderr)
         return EXIT_FAILED
     print(f"livesub: {len(result.finals)} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
