@@ -225,11 +225,11 @@ def translation_figures(runs: list[Run], realtime: bool) -> dict[str, Any]:
         if (laal := average_lagging(delays, duration, size, len(t.text.split()))) is not None:
             length_adaptive.append(laal)
     latencies = [t.final - t.reference.end for t in translated if t.final is not None]
-    committed = [
-        [e.event.committed for e in r.result.emissions if isinstance(e.event, Translation) and e.event.utterance == u]
-        for r in runs
-        for u in {e.event.utterance for e in r.result.emissions if isinstance(e.event, Translation)}
-    ]
+    committed: dict[tuple[int, int], list[str]] = {}  # (run, utterance) -> its committed texts in order
+    for i, r in enumerate(runs):
+        for e in r.result.emissions:
+            if isinstance(e.event, Translation):
+                committed.setdefault((i, e.event.utterance), []).append(e.event.committed)
     return {
         "bleu": round(sacrebleu.corpus_bleu(hypotheses, references).score, 2),
         "chrf": round(sacrebleu.corpus_chrf(hypotheses, references).score, 2),
@@ -239,7 +239,7 @@ def translation_figures(runs: list[Run], realtime: bool) -> dict[str, Any]:
         "final_p95": _round(percentile(latencies, 95)),
         "utterances": len(translated),
         "dropped": sum(not t.text for t in translated),
-        "retractions": sum(retractions(c) for c in committed),
+        "retractions": sum(retractions(c) for c in committed.values()),
     }
 
 

@@ -232,13 +232,18 @@ class StreamingAsrStage:
         if (committed, tentative) == (utterance.emitted or ("", "")) and not (final and utterance.emitted):
             return None  # nothing new; and an utterance that never said anything ends silently
         utterance.emitted = (committed, tentative)
-        end = utterance.end if utterance.end is not None else utterance.decoded
-        start_s, end_s = round(utterance.start / SAMPLE_RATE, 3), round((utterance.start + end) / SAMPLE_RATE, 3)
+        start_s, end_s = self._span(utterance)
         tentative = "" if final else tentative
         if self._translating:
             return Translation(utterance.id, committed, tentative, start_s, end_s, language, "en", final=final)
         words = tuple(utterance.agreement.committed)
         return Transcript(utterance.id, committed, tentative, start_s, end_s, language, final=final, words=words)
+
+    @staticmethod
+    def _span(utterance: _Utterance) -> tuple[float, float]:
+        """The utterance's stream times in seconds: to where VAD closed it, else to what was decoded."""
+        end = utterance.end if utterance.end is not None else utterance.decoded
+        return round(utterance.start / SAMPLE_RATE, 3), round((utterance.start + end) / SAMPLE_RATE, 3)
 
     async def _source(self, utterance: _Utterance) -> Transcript | None:
         """The source text of a translated utterance whose final has been emitted (None when not
@@ -250,10 +255,7 @@ class StreamingAsrStage:
         if not words:
             return None
         language = self.language or self._heard_language
-        start_s, end_s = (
-            round(utterance.start / SAMPLE_RATE, 3),
-            round((utterance.start + utterance.end) / SAMPLE_RATE, 3),
-        )
+        start_s, end_s = self._span(utterance)
         text = join_words(words, language)
         return Transcript(utterance.id, text, "", start_s, end_s, language, final=True, words=tuple(words))
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -62,7 +62,7 @@ def choose_backend(config: Config, *, multilingual: bool = True) -> str:
         elif source == "auto":
             raise ConfigError(f"to translate into '{target}', give the spoken language with --from")
         elif target == "en":
-            raise ConfigError("this Whisper model is English-only and cannot translate; use whisper-base")
+            backend = "whisper"  # refused below: this model is English-only
         else:
             raise ConfigError(f"no backend translates {source} -> {target}; available: {available()}")
     if backend == "whisper":
@@ -146,7 +146,6 @@ class TranslationStage:
     async def run(self, inputs: AsyncIterator[Transcript]) -> AsyncGenerator[Transcript | Translation, None]:
         loop = asyncio.get_running_loop()
         open_: dict[int, _Open] = {}
-        call: Callable[[str, str], str] = self._translate
         try:
             async for transcript in inputs:
                 yield transcript
@@ -156,7 +155,9 @@ class TranslationStage:
                     if text == state.translated:  # a final with nothing new: its translation is there
                         translation = state.translation
                     elif text:
-                        translation = await loop.run_in_executor(self._executor, call, text, state.agreement.prefix)
+                        translation = await loop.run_in_executor(
+                            self._executor, self._translate, text, state.agreement.prefix
+                        )
                     else:
                         translation = ""
                     state.translated, state.translation = text, translation
