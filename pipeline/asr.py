@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 
 #: Characters of earlier text passed as Whisper's prompt (it keeps at most 223 tokens anyway).
 PROMPT_CHARS = 600
+#: Tokens one second of speech can need, at most, and a few more for any utterance. The fastest
+#: real speech here needs 10.5 tokens a second (a Mandarin clip; FLEURS readers 5-6). A looping
+#: decode otherwise runs to Whisper's 224 tokens: 2.4 s for 2.3 s of audio, measured on the
+#: conversation, where "Hello? Hello?" became "Hello" 112 times and the stream stalled behind it.
+TOKENS_PER_S = 12
+EXTRA_TOKENS = 10
 
 
 @dataclass(frozen=True)
@@ -188,8 +194,9 @@ class WhisperDecoder:
         clip's length. The CTranslate2 encoder accepts shorter input: sized to the audio plus
         ``pad_s`` of silence, a 5 s utterance encodes in ~0.1 s instead of ~0.46 s. Measured on
         33 real clips, WER with 3 s of padding matches the 30 s window (README, "Streaming").
-        There is no temperature fallback: a live decode must have a bounded cost; the caller
-        guards against loops and low confidence instead.
+        There is no temperature fallback: a live decode must have a bounded cost, so the tokens
+        it may generate are bounded by the audio's length too (``TOKENS_PER_S``); the caller
+        guards against loops and low confidence.
         """
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -206,15 +213,17 @@ class WhisperDecoder:
             language = scores[0][0][2:-2]
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=task, language=language)
         previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
+        sequence = model.get_prompt(tokenizer, previous, without_timestamps=True)
+        budget = min(224, math.ceil(len(audio) / SAMPLE_RATE * TOKENS_PER_S) + EXTRA_TOKENS)
         result = model.model.generate(
             encoded,
-            [model.get_prompt(tokenizer, previous, without_timestamps=True)],
+            [sequence],
             beam_size=beam_size,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
-            max_length=min(model.max_length, 224 + len(previous)),
+            max_length=min(model.max_length, len(sequence) + budget),
         )[0]
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         text = tokenizer.decode(tokens).strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import soundfile
 
 from pipeline.algos.metrics import RefUtterance, TimedTranscript, utterance_timings
 from pipeline.algos.wer import wer
-from pipeline.asr import WhisperDecoder
+from pipeline.asr import EXTRA_TOKENS, TOKENS_PER_S, WhisperDecoder
 from pipeline.bench import build_stream, load_reference
 from pipeline.config import load_config
 from pipeline.events import SAMPLE_RATE, Transcript
@@ -78,6 +79,18 @@ def test_stream_of_clips_with_pauses(whisper_base: WhisperDecoder, tmp_path: Pat
     references = [RefUtterance(s["start"], s["end"], s["ref"]) for s in segments]
     timings = utterance_timings(references, _timed(result, realtime=False))
     assert [t.dropped for t in timings] == [False] * len(ENGLISH_CLIPS)  # the -67 dBFS clip included
+
+
+def test_a_looping_decode_stops_at_the_audio_s_token_budget(whisper_base: WhisperDecoder) -> None:
+    # "Hello? Hello? Oh," (7.35-9.69 s of the conversation): Whisper base at beam 5 loops on
+    # "Hello". Unbounded it ran to 224 tokens (2.4 s of compute for 2.3 s of audio); bounded by
+    # the audio's length it stops within the budget, and the caller's loop guard cuts the rest.
+    audio, rate = soundfile.read(str(FIXTURES / "en_conversation_2spk_30s.wav"), dtype="float32")
+    clip = audio[int(7.35 * rate) : int(9.69 * rate)]
+    hypothesis = whisper_base.decode_utterance(clip, language="en", task="transcribe", beam_size=5)
+    assert [w.text for w in hypothesis.words[:3]] == ["Hello", "Hello", "Hello"]  # the loop is real
+    tokens = whisper_base._model.hf_tokenizer.encode(" " + hypothesis.text).ids
+    assert len(tokens) <= math.ceil(len(clip) / rate * TOKENS_PER_S) + EXTRA_TOKENS
 
 
 def test_noise_alone_gives_no_utterance(whisper_base: WhisperDecoder, tmp_path: Path) -> None:
