@@ -6,6 +6,9 @@ become one reference utterance; ``--translations`` adds reference translations f
 (``file<TAB>translation``, as ``../shared/audio/translations_en.tsv``).
 
     .venv/bin/python benchmarks/make_stream.py ../shared/audio/fleurs/fleurs-es-00*.ogg --out out/stream_es.wav
+
+``--gain-db`` makes a quiet stream and ``--noise FILE --snr DB`` a noisy one (the noise is
+looped under the whole stream, pauses included, at the given ratio to the speech's power).
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import soundfile
 
+from pipeline.audio import read_all
 from pipeline.bench import build_stream
 from pipeline.events import SAMPLE_RATE
 
@@ -30,6 +35,9 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=1.0, help="silence before the first clip, in seconds")
     parser.add_argument("--language", help="language code for the reference (default: from the first clip's name)")
     parser.add_argument("--translations", type=Path, help="TSV of reference translations by file name")
+    parser.add_argument("--gain-db", type=float, default=0.0, help="scale the speech by this many dB (quiet: -30)")
+    parser.add_argument("--noise", type=Path, help="a noise recording mixed under the whole stream (looped)")
+    parser.add_argument("--snr", type=float, default=10.0, help="speech-to-noise ratio for --noise, in dB")
     args = parser.parse_args()
 
     translations: dict[str, str] = {}
@@ -39,6 +47,16 @@ def main() -> None:
             if len(parts) >= 2:
                 translations[Path(parts[0]).name] = parts[-1].strip()
     audio, segments = build_stream(args.clips, pause_s=args.pause, lead_s=args.lead, translations=translations)
+    audio = audio * np.float32(10 ** (args.gain_db / 20))
+    if args.noise:
+        noise = read_all(args.noise)
+        noise = np.tile(noise, len(audio) // len(noise) + 1)[: len(audio)]
+        speech = np.concatenate([audio[int(s["start"] * SAMPLE_RATE) : int(s["end"] * SAMPLE_RATE)] for s in segments])
+        scale = np.sqrt(np.mean(speech**2) / np.mean(noise**2) / 10 ** (args.snr / 10))
+        audio = audio + np.float32(scale) * noise
+    peak = float(np.max(np.abs(audio)))
+    if peak > 1.0:
+        raise SystemExit(f"the stream would clip (peak {peak:.2f}): use a lower --gain-db or a higher --snr")
     language = args.language or args.clips[0].stem.split("-")[1].split("_")[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(args.out), audio, SAMPLE_RATE)

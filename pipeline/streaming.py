@@ -309,6 +309,9 @@ class StreamingAsrStage:
         # hypotheses agree on (with all before it), with the next sentence begun after it, is
         # enough: waiting for its words to be committed costs seconds (agree_gap_s + commit_margin_s).
         decoded_s = (utterance.start + utterance.decoded) / SAMPLE_RATE
+        committed = utterance.agreement.committed
+        # Never before a committed word: it would be in both utterances' text.
+        earliest_s = committed[-1].end - COVER_TOLERANCE_S if committed else -1.0
         if utterance.previous:
             stable = 0
             while stable < min(len(words), len(utterance.previous)) and key(words[stable].text) == key(
@@ -317,6 +320,8 @@ class StreamingAsrStage:
                 stable += 1
             for i in range(stable - 1, -1, -1):
                 word = words[i]
+                if word.end < earliest_s:
+                    break
                 if word.text.endswith(SENTENCE_END) and i + 1 < len(words) and decoded_s - word.end >= QUICK_END_S:
                     cut_s = (word.end + max(word.end, words[i + 1].start)) / 2
                     return int(cut_s * SAMPLE_RATE) - utterance.start
@@ -328,6 +333,8 @@ class StreamingAsrStage:
         # Whisper's word times close up pauses (a word's end moves into the silence after it),
         # so the pauses come from VAD: a sentence end near a pause, the next word after it.
         for word, after in reversed(list(itertools.pairwise(words))):
+            if word.end < earliest_s:
+                break
             if not word.text.endswith(SENTENCE_END) or decoded_s - word.end < self._config.commit_margin_s:
                 continue
             for pause_start, pause_end in utterance.pauses:

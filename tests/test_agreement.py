@@ -50,6 +50,19 @@ def test_reworded_committed_part_is_aligned_by_time() -> None:
     assert texts(agreement.new_words(hypothesis)) == "ice cream"
 
 
+def test_reworded_start_is_aligned_on_the_last_committed_word() -> None:
+    # Conversation, crosstalk: "Okay, I" was committed; the final hypothesis drops "Okay" and
+    # stretches "I" over it. By times alone, "thought" (which starts before "I" ended) was lost.
+    agreement = LocalAgreement()
+    heard = [Word("Okay,", 10.0, 11.2), Word("I", 11.2, 11.3)]
+    agreement.update([*heard, Word("thought", 11.3, 11.5)])
+    agreement.update([*heard, Word("taught", 11.3, 11.5)])
+    assert texts(agreement.committed) == "Okay, I"
+    final = [Word("I", 10.0, 10.8), Word("thought,", 10.8, 11.7), Word("you", 11.7, 11.8), Word("know.", 11.8, 12.0)]
+    assert texts(agreement.finish(final)) == "thought, you know."
+    assert texts(agreement.committed) == "Okay, I thought, you know."
+
+
 def test_finish_commits_the_rest_and_trim_keeps_alignment() -> None:
     agreement = LocalAgreement()
     agreement.update(words("Hello there. How"))

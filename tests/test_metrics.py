@@ -6,6 +6,7 @@ from pipeline.algos.metrics import (
     RefUtterance,
     TimedTranscript,
     average_lagging,
+    owner,
     percentile,
     retractions,
     utterance_timings,
@@ -47,6 +48,19 @@ def test_timeline_latencies_and_drops() -> None:
     assert [t.first_partial for t in timings] == [1.2, 1.0, None]
     assert [t.final for t in timings] == [pytest.approx(0.6), pytest.approx(1.1), None]
     assert [t.dropped for t in timings] == [False, False, True]
+
+
+def test_a_word_belongs_to_one_reference_utterance() -> None:
+    # Quick turn-taking: "Hello?" ends at 8.16 s and the other speaker's "Oh," starts at 8.44 s.
+    references = [RefUtterance(7.63, 8.16, "Hello?"), RefUtterance(8.44, 8.88, "Oh, hello.")]
+    events = [
+        TimedTranscript(8.9, True, ((7.6, 8.1),)),  # "Hello?" final
+        TimedTranscript(12.0, True, ((8.25, 8.45), (8.5, 8.8))),  # "Oh," (middle 8.35) is nearer the second
+    ]
+    timings = utterance_timings(references, events)
+    assert [t.final for t in timings] == [pytest.approx(0.74), pytest.approx(3.12)]
+    assert owner(references, (8.1, 8.4)) == 0  # middle 8.25: 0.09 s after the first, 0.19 s before the second
+    assert owner(references, (9.2, 9.4)) is None  # too far from both
 
 
 def test_word_emissions_time_each_word_by_its_first_commit() -> None:

@@ -230,3 +230,31 @@ def test_translating_streams_translations_and_the_source_text_follows_each_final
     # Translated audio is never trimmed (trim_after_s was 2 s): each decode took all audio so far.
     lengths = [seconds for seconds, _ in decoder.calls]
     assert lengths == sorted(lengths) and lengths[-1] >= 3.7
+
+
+def test_no_sentence_cut_before_committed_words() -> None:
+    # Whisper first hears no sentence end ("Hello there how ..." gets committed), then, with more
+    # audio, puts one after "there". Cutting there would put "how" into both utterances.
+    script = [
+        ("Hello", 0.1, 0.5),
+        ("there", 0.6, 1.0),
+        ("how", 1.1, 1.3),
+        ("are", 1.4, 1.6),
+        ("you", 1.7, 2.0),
+        ("doing", 2.1, 2.5),
+        ("today?", 2.6, 3.0),
+    ]
+    decoder = ScriptedDecoder(script=script)
+
+    def decode(audio: np.ndarray, **kw: Any) -> Hypothesis:
+        hypothesis = ScriptedDecoder.decode_utterance(decoder, audio, **kw)
+        if len(audio) / SAMPLE_RATE >= 2.9:  # the late sentence end
+            words = [dataclasses.replace(w, text="there.") if w.text == "there" else w for w in hypothesis.words]
+            return dataclasses.replace(hypothesis, words=tuple(words))
+        return hypothesis
+
+    decoder.decode_utterance = decode  # type: ignore[method-assign]
+    stage = _stage(decoder, agree_gap_s=0.5, first_decode_s=0.3, partial_interval_s=0.1)
+    transcripts = asyncio.run(_collect(stage, _pieces([(0, 0.0, 4.0)], pace=0.01)))
+    finals = [t.committed for t in transcripts if t.final]
+    assert " ".join(finals).lower().replace(".", "") == "hello there how are you doing today?"

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 
 from pipeline.events import Word
 
+#: A committed word said again by a re-worded hypothesis ends at most this far from where it
+#: ended when committed, in seconds (Whisper moves word times by up to half a second).
+ANCHOR_S = 0.6
 #: A word that starts this long before the end of the last committed word is taken as a re-recognition.
 OVERLAP_S = 0.15
 
@@ -79,20 +82,40 @@ class LocalAgreement:
 
         The decoded audio starts at the trim point, so a hypothesis normally repeats the words
         committed since then: when it does, word for word, the rest is new. When Whisper has
-        re-worded the committed part, fall back on times, then drop an overlap of up to five
-        words that repeats the committed end.
+        re-worded the committed part, the new words follow where it says the last committed
+        words again at about the same time ("Okay, I" committed, "I thought, you know" heard:
+        "thought, you know" is new); failing that, fall back on times, then drop an overlap of up
+        to five words that repeats the committed end.
         """
         since_trim = self.committed[len(self.committed) - self._since_trim :] if self._since_trim else []
         if since_trim and _same(hypothesis[: len(since_trim)], since_trim):
             return list(hypothesis[len(since_trim) :])
         if not self.committed:
             return list(hypothesis)
+        if (anchored := self._after_anchor(hypothesis)) is not None:
+            return anchored
         last_end = self.committed[-1].end
         later = [w for w in hypothesis if w.start >= last_end - OVERLAP_S]
         for n in range(min(5, len(self.committed), len(later)), 0, -1):
             if _same(self.committed[-n:], later[:n]):
                 return later[n:]
         return later[_echo_length(self.committed, later) :]
+
+    def _after_anchor(self, hypothesis: Sequence[Word]) -> list[Word] | None:
+        """The words after the committed text's last words (three, else two, else one), where the
+        hypothesis says them again about where they were committed; None when it does not."""
+        last = self.committed[-1]
+        for n in range(min(3, len(self.committed)), 0, -1):
+            tail = self.committed[-n:]
+            ends = [
+                j
+                for j in range(n - 1, len(hypothesis))
+                if abs(hypothesis[j].end - last.end) <= ANCHOR_S and _same(hypothesis[j - n + 1 : j + 1], tail)
+            ]
+            if ends:
+                j = min(ends, key=lambda j: abs(hypothesis[j].end - last.end))
+                return list(hypothesis[j + 1 :])
+        return None
 
     def _earlier(self, audio_end: float | None) -> list[Word] | None:
         """The latest hypothesis decoded from at least ``min_gap_s`` less audio."""

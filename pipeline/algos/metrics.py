@@ -4,8 +4,10 @@ Definitions (DESIGN.md): *final latency* is the time from the end of a reference
 speech to the emission of the final event that completes it; *first-partial latency* is the time
 from its speech onset to the first emission with committed text inside it; an utterance is
 *dropped* when none of its words reached a final. Our utterances need not line up with the
-reference's, so words decide: a reference utterance owns the emitted words whose middle lies
-within its span (widened by ``TOLERANCE_S``).
+reference's, so words decide: each emitted word belongs to the one reference utterance whose span
+holds its middle, else to the nearest one within ``TOLERANCE_S`` (Whisper's word times are that
+loose). One owner only: in quick turn-taking the next speaker's first word often lies within
+0.3 s of this utterance's end, and counting it for both gave this utterance the next one's latency.
 """
 
 from __future__ import annotations
@@ -44,15 +46,25 @@ class UtteranceTiming:
     dropped: bool
 
 
-def _owns(reference: RefUtterance, word: tuple[float, float]) -> bool:
+def owner(references: Sequence[RefUtterance], word: tuple[float, float]) -> int | None:
+    """The index of the reference utterance an emitted word (stream times) belongs to, if any."""
     middle = (word[0] + word[1]) / 2
-    return reference.start - TOLERANCE_S <= middle <= reference.end + TOLERANCE_S
+    best: int | None = None
+    best_distance = TOLERANCE_S
+    for i, reference in enumerate(references):
+        distance = max(reference.start - middle, middle - reference.end, 0.0)
+        if distance <= best_distance:
+            if distance == 0.0:
+                return i
+            best, best_distance = i, distance
+    return best
 
 
 def utterance_timings(references: Sequence[RefUtterance], events: Sequence[TimedTranscript]) -> list[UtteranceTiming]:
+    owners = [{owner(references, w) for w in e.word_times} for e in events]
     timings = []
-    for reference in references:
-        with_words = [e for e in events if any(_owns(reference, w) for w in e.word_times)]
+    for i, reference in enumerate(references):
+        with_words = [e for e, owned in zip(events, owners, strict=True) if i in owned]
         finals = [e.emitted for e in with_words if e.final]
         first = min((e.emitted for e in with_words), default=None)
         timings.append(
