@@ -7,8 +7,9 @@ become one reference utterance; ``--translations`` adds reference translations f
 
     .venv/bin/python benchmarks/make_stream.py ../shared/audio/fleurs/fleurs-es-00*.ogg --out out/stream_es.wav
 
-``--gain-db`` makes a quiet stream and ``--noise FILE --snr DB`` a noisy one (the noise is
-looped under the whole stream, pauses included, at the given ratio to the speech's power).
+``--level-dbfs`` sets every clip's speech to one level (a quiet stream: -60), and ``--noise FILE
+--snr DB`` mixes noise under the whole stream, pauses included, at the given ratio to the
+speech's power (set the level too, or one loud clip decides the noise for all).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -23,6 +25,10 @@ import soundfile
 from pipeline.audio import read_all
 from pipeline.bench import build_stream
 from pipeline.events import SAMPLE_RATE
+
+
+def _span(audio: np.ndarray, segment: dict[str, Any]) -> np.ndarray:
+    return audio[int(segment["start"] * SAMPLE_RATE) : int(segment["end"] * SAMPLE_RATE)]
 
 
 def main() -> None:
@@ -35,7 +41,9 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=1.0, help="silence before the first clip, in seconds")
     parser.add_argument("--language", help="language code for the reference (default: from the first clip's name)")
     parser.add_argument("--translations", type=Path, help="TSV of reference translations by file name")
-    parser.add_argument("--gain-db", type=float, default=0.0, help="scale the speech by this many dB (quiet: -30)")
+    parser.add_argument(
+        "--level-dbfs", type=float, help="scale each clip so that its speech has this RMS level (quiet: -60)"
+    )
     parser.add_argument("--noise", type=Path, help="a noise recording mixed under the whole stream (looped)")
     parser.add_argument("--snr", type=float, default=10.0, help="speech-to-noise ratio for --noise, in dB")
     args = parser.parse_args()
@@ -46,12 +54,13 @@ def main() -> None:
             parts = line.split("\t")
             if len(parts) >= 2:
                 translations[Path(parts[0]).name] = parts[-1].strip()
-    audio, segments = build_stream(args.clips, pause_s=args.pause, lead_s=args.lead, translations=translations)
-    audio = audio * np.float32(10 ** (args.gain_db / 20))
+    audio, segments = build_stream(
+        args.clips, pause_s=args.pause, lead_s=args.lead, translations=translations, level_dbfs=args.level_dbfs
+    )
     if args.noise:
         noise = read_all(args.noise)
         noise = np.tile(noise, len(audio) // len(noise) + 1)[: len(audio)]
-        speech = np.concatenate([audio[int(s["start"] * SAMPLE_RATE) : int(s["end"] * SAMPLE_RATE)] for s in segments])
+        speech = np.concatenate([_span(audio, segment) for segment in segments])
         scale = np.sqrt(np.mean(speech**2) / np.mean(noise**2) / 10 ** (args.snr / 10))
         audio = audio + np.float32(scale) * noise
     peak = float(np.max(np.abs(audio)))

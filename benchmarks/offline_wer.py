@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from pipeline.algos.wer import corpus_wer
 from pipeline.audio import read_all
@@ -47,6 +48,7 @@ def main() -> None:
     for stream in args.streams:
         reference = find_reference(stream, None)
         language = (reference.language or "en").split("-")[0]
+        pieces: list[Any]
         if args.whole:
             pieces = [str(stream)]
         else:

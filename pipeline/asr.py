@@ -36,6 +36,14 @@ PROMPT_CHARS = 600
 #: conversation, where "Hello? Hello?" became "Hello" 112 times and the stream stalled behind it.
 TOKENS_PER_S = 12
 EXTRA_TOKENS = 10
+#: Live utterances quieter than this RMS level are raised to it before Whisper hears them (at
+#: most by MAX_GAIN_DB, and never beyond PEAK_DBFS at their loudest sample).
+QUIET_DBFS = -35.0
+MAX_GAIN_DB = 40.0
+PEAK_DBFS = -1.0
+QUIET = 10 ** (QUIET_DBFS / 20)
+MAX_GAIN = 10 ** (MAX_GAIN_DB / 20)
+PEAK = 10 ** (PEAK_DBFS / 20)
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,21 @@ def words_from_alignment(pieces: list[tuple[str, float, float, float]], language
             words.append(Word(opening + bare, start, end, probability))
             opening = ""
     return words
+
+
+def audible(audio: Samples) -> Samples:
+    """Quiet audio raised to ``QUIET_DBFS`` (RMS), by at most ``MAX_GAIN_DB``; louder audio as it is.
+
+    Whisper's features are not level-free: on German FLEURS speech at -60 dBFS, one decode of a
+    10 s clip averaged log-probability -0.47 and heard "falassen"; the same audio 30 dB louder,
+    -0.30 and "verlassen". Streamed, such quiet speech scored 30.7% WER against 14.9% offline.
+    """
+    rms = float(np.sqrt(np.mean(audio * audio))) if len(audio) else 0.0
+    if rms <= 0.0 or rms >= QUIET:
+        return audio
+    peak = float(np.max(np.abs(audio)))
+    gain = min(QUIET / rms, MAX_GAIN, PEAK / peak)
+    return audio * np.float32(gain) if gain > 1.0 else audio
 
 
 def as_pcm16(audio: Samples) -> Samples:
@@ -203,7 +226,7 @@ class WhisperDecoder:
 
         model = self._model
         extractor = model.feature_extractor
-        features = extractor(as_pcm16(audio))[:, : extractor.nb_max_frames]
+        features = extractor(as_pcm16(audible(audio)))[:, : extractor.nb_max_frames]
         content_frames = features.shape[-1]
         frames = min(extractor.nb_max_frames, math.ceil((content_frames + pad_s * 100) / 100) * 100)
         features = np.pad(features, ((0, 0), (0, frames - content_frames)))

@@ -88,10 +88,16 @@ def load_reference(path: Path) -> Reference:
 
 
 def build_stream(
-    clips: list[Path], *, pause_s: float = 1.5, lead_s: float = 1.0, translations: dict[str, str] | None = None
+    clips: list[Path],
+    *,
+    pause_s: float = 1.5,
+    lead_s: float = 1.0,
+    translations: dict[str, str] | None = None,
+    level_dbfs: float | None = None,
 ) -> tuple[Samples, list[dict[str, Any]]]:
     """Single clips joined into one multi-utterance stream, with pauses, and its reference
-    segments: each clip's speech span (Silero on the clip alone) and text (the .txt beside it)."""
+    segments: each clip's speech span (Silero on the clip alone) and text (the .txt beside it).
+    With ``level_dbfs``, each clip is scaled so that its speech span has that RMS level."""
     from pipeline.config import VadConfig
     from pipeline.vad import SileroDetector
 
@@ -110,6 +116,9 @@ def build_stream(
             "ref": clip.with_suffix(".txt").read_text(encoding="utf-8").strip(),
             "source": clip.name,
         }
+        if level_dbfs is not None:
+            speech = audio[regions[0][0] : regions[-1][1]]
+            audio = audio * np.float32(10 ** (level_dbfs / 20) / np.sqrt(np.mean(speech * speech)))
         if translations and clip.stem in translations:
             segment["translation"] = translations[clip.stem]
         segments.append(segment)

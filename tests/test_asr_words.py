@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from pipeline.asr import compression_ratio, words_from_alignment
+import numpy as np
+import pytest
+
+from pipeline.asr import PEAK_DBFS, QUIET_DBFS, audible, compression_ratio, words_from_alignment
 
 
 def _texts(pieces: list[tuple[str, float, float, float]], language: str) -> list[str]:
@@ -42,3 +45,18 @@ def test_compression_ratio_flags_loops() -> None:
     assert compression_ratio("thank you " * 30) > 2.4
     assert compression_ratio("The quick brown fox jumps over the lazy dog.") < 2.4
     assert compression_ratio("") == 0.0
+
+
+def test_quiet_audio_is_raised_for_whisper_and_loud_audio_is_left() -> None:
+    rng = np.random.default_rng(0)
+    quiet = rng.normal(0, 0.001, 16000).astype(np.float32)  # -60 dBFS
+    raised = audible(quiet)
+    assert 20 * np.log10(np.sqrt(np.mean(raised**2))) == pytest.approx(QUIET_DBFS, abs=0.01)
+    loud = rng.normal(0, 0.05, 16000).astype(np.float32)  # -26 dBFS
+    assert audible(loud) is loud
+    # A click in quiet audio bounds the gain: nothing is pushed past PEAK_DBFS.
+    clicked = quiet.copy()
+    clicked[100] = 0.5
+    assert np.max(np.abs(audible(clicked))) == pytest.approx(10 ** (PEAK_DBFS / 20), rel=1e-5)
+    silence = np.zeros(1600, dtype=np.float32)
+    assert audible(silence) is silence
