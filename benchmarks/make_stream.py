@@ -65,7 +65,7 @@ def main() -> None:
         audio = audio + np.float32(scale) * noise
     peak = float(np.max(np.abs(audio)))
     if peak > 1.0:
-        raise SystemExit(f"the stream would clip (peak {peak:.2f}): use a lower --gain-db or a higher --snr")
+        raise SystemExit(f"the stream would clip (peak {peak:.2f}): use a lower --level-dbfs or a higher --snr")
     language = args.language or args.clips[0].stem.split("-")[1].split("_")[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(args.out), audio, SAMPLE_RATE)
