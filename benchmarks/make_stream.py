@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import soundfile
@@ -25,10 +24,6 @@ import soundfile
 from pipeline.audio import read_all
 from pipeline.bench import build_stream
 from pipeline.events import SAMPLE_RATE
-
-
-def _span(audio: np.ndarray, segment: dict[str, Any]) -> np.ndarray:
-    return audio[int(segment["start"] * SAMPLE_RATE) : int(segment["end"] * SAMPLE_RATE)]
 
 
 def main() -> None:
@@ -60,7 +55,7 @@ def main() -> None:
     if args.noise:
         noise = read_all(args.noise)
         noise = np.tile(noise, len(audio) // len(noise) + 1)[: len(audio)]
-        speech = np.concatenate([_span(audio, segment) for segment in segments])
+        speech = np.concatenate([audio[int(s["start"] * SAMPLE_RATE) : int(s["end"] * SAMPLE_RATE)] for s in segments])
         scale = np.sqrt(np.mean(speech**2) / np.mean(noise**2) / 10 ** (args.snr / 10))
         audio = audio + np.float32(scale) * noise
     peak = float(np.max(np.abs(audio)))

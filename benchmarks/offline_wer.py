@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.algos.wer import corpus_wer
+from pipeline.algos.wer import corpus_wer, edit_distance, tokens
 from pipeline.audio import read_all
 from pipeline.bench import find_reference
 from pipeline.config import load_config
@@ -44,7 +44,7 @@ def main() -> None:
     asr = load_config([], {"asr": {"model": args.model}}).asr
     model = WhisperModel(str(resolve(asr.model, "whisper")), device="cpu", compute_type=asr.compute_type)
     rows = []
-    errors = words = 0.0
+    errors = words = 0
     for stream in args.streams:
         reference = find_reference(stream, None)
         language = (reference.language or "en").split("-")[0]
@@ -63,11 +63,11 @@ def main() -> None:
         text = " ".join(texts)
         truth = " ".join(u.text for u in reference.utterances)
         wer = corpus_wer([(truth, text)], language)
-        size = len(truth.split())
-        errors, words = errors + wer * size, words + size
+        size = len(tokens(truth, language))
+        errors, words = errors + edit_distance(tokens(truth, language), tokens(text, language)), words + size
         rows.append({"stream": str(stream), "language": language, "wer": wer, "text": text})
         print(f"{stream.name:<32} {language:<4} offline WER {wer:.1%}")
-    print(f"all {len(args.streams)} streams: offline WER {errors / words:.1%} ({words:.0f} reference words)")
+    print(f"all {len(args.streams)} streams: offline WER {errors / words:.1%} ({words} reference words)")
     if args.json:
         args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
 
