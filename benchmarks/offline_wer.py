@@ -10,7 +10,9 @@ By default each reference utterance's span is decoded apart, with ``--pad`` seco
 (as the clips the stream was built from, but with the stream's noise and gain). ``--whole``
 decodes the whole file instead: there faster-whisper carries errors from one clip into the next
 through its prompt and its 30 s windows (on the FLEURS streams: en 18.4%, fr 44.8%, pt 38.4%,
-against 6.8%, 29.9%, 18.4% clip by clip), which makes a lax yardstick.
+against 6.8%, 29.9%, 18.4% clip by clip), which makes a lax yardstick. ``--whole --vad`` is
+faster-whisper's own pipeline for long recordings (its Silero VAD filter first): no reference
+spans, like the streamed run, but erratic (en 46.6%: a loop and lost sentences, de 9.6%).
 
     .venv/bin/python benchmarks/offline_wer.py out/streams/stream_{en,es,de,fr,pt}.wav
 """
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--model", default="whisper-base")
     parser.add_argument("--pad", type=float, default=0.5, help="audio kept either side of an utterance, in seconds")
     parser.add_argument("--whole", action="store_true", help="decode the whole file at once")
+    parser.add_argument("--vad", action="store_true", help="with --whole: faster-whisper's own VAD filter")
     parser.add_argument("--json", type=Path, help="write the transcripts and WERs here")
     args = parser.parse_args()
 
@@ -58,7 +61,7 @@ def main() -> None:
             pieces = [audio[max(0, start) : end] for start, end in spans]
         texts = []
         for piece in pieces:
-            segments, _ = model.transcribe(piece, language=language, beam_size=asr.beam_size)
+            segments, _ = model.transcribe(piece, language=language, beam_size=asr.beam_size, vad_filter=args.vad)
             texts.append(" ".join(s.text.strip() for s in segments))
         text = " ".join(texts)
         truth = " ".join(u.text for u in reference.utterances)

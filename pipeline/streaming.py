@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.algos.agreement import LocalAgreement, cut_repetition, key
+from pipeline.algos.agreement import ANCHOR_S, LocalAgreement, cut_repetition, key
 from pipeline.asr import UNSPACED, Hypothesis, WhisperDecoder
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Translation, Word
@@ -82,6 +82,11 @@ PAUSE_S = 0.3
 def join_words(words: Sequence[Word], language: str) -> str:
     separator = "" if language in UNSPACED else " "
     return separator.join(w.text for w in words).strip()
+
+
+def _said_again(word: Word, hypothesis: Sequence[Word]) -> bool:
+    """Whether the hypothesis has the word, ending at about the same time."""
+    return any(key(w.text) == key(word.text) and abs(w.end - word.end) <= ANCHOR_S for w in hypothesis)
 
 
 def _frame_levels(audio: Samples, frame: int = 320) -> Samples:
@@ -269,9 +274,15 @@ class StreamingAsrStage:
         committed = [w for w in utterance.agreement.committed if w.start >= trim_s]
         # Each committed word with the word after it (committed or not): the cut goes between them.
         candidates = list(itertools.pairwise(committed + utterance.agreement.tentative[:1]))
+        # Only after a word the latest hypothesis says again where it was committed: where Whisper
+        # has re-worded the committed words (in noise it hears the start of a sentence better
+        # once it has heard more), their times may be wrong, and a cut there could take away
+        # the audio of words not yet committed.
         for ends in (SENTENCE_END, CLAUSE_END, None):
             for word, after in reversed(candidates):
                 if ends is not None and not word.text.endswith(ends):
+                    continue
+                if not _said_again(word, utterance.hypothesis or []):
                     continue
                 # Cut in the middle of the gap between the words, so that neither loses a sound.
                 cut_s = (word.end + max(word.end, after.start)) / 2

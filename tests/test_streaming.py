@@ -14,7 +14,7 @@ import numpy as np
 from pipeline.asr import Hypothesis
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, SpeechSegment, Transcript, Translation, Word
-from pipeline.streaming import StreamingAsrStage
+from pipeline.streaming import StreamingAsrStage, _Utterance
 
 # The "speaker" says these words; times are seconds from the utterance's start.
 SCRIPT = [
@@ -76,6 +76,10 @@ class ScriptedDecoder:
         if "words" in fields:
             words = fields.pop("words")
         return Hypothesis(text=text, words=tuple(words), language="en", audio_s=len(audio) / SAMPLE_RATE, **fields)
+
+
+def words(text: str, start: float, step: float = 0.5) -> list[Word]:
+    return [Word(t, start + i * step, start + i * step + 0.4) for i, t in enumerate(text.split())]
 
 
 def _timed_audio(start: int, end: int) -> np.ndarray:
@@ -258,3 +262,42 @@ def test_no_sentence_cut_before_committed_words() -> None:
     transcripts = asyncio.run(_collect(stage, _pieces([(0, 0.0, 4.0)], pace=0.01)))
     finals = [t.committed for t in transcripts if t.final]
     assert " ".join(finals).lower().replace(".", "") == "hello there how are you doing today?"
+
+
+def test_audio_is_not_trimmed_after_committed_words_whisper_has_reworded() -> None:
+    # Noisy speech: "All now is almost time to work" was committed from short decodes; with 8 s
+    # heard, Whisper hears "All nouns on one side of the world". The committed words' times no
+    # longer hold, and a cut after "work" would take away audio of words not yet committed.
+    committed = words("All now is almost time to work", start=0.2)
+    stage = _stage(ScriptedDecoder(), trim_after_s=6.0)
+
+    def trim_point(hypothesis: list[Word]) -> float:
+        utterance = _Utterance(0, 0, audio=[np.zeros(8 * SAMPLE_RATE, dtype=np.float32)], samples=8 * SAMPLE_RATE)
+        utterance.agreement.update(committed)
+        utterance.agreement.update(committed)
+        utterance.hypothesis = hypothesis
+        stage._maybe_trim(utterance)
+        return utterance.trim / SAMPLE_RATE
+
+    assert trim_point(committed + words("safe for you", start=3.7)) > 2.0  # said again: cut after "work"
+    assert trim_point(words("All nouns on one side of the world say for you", start=0.2, step=0.6)) == 0.0
+
+
+def test_a_sentence_end_two_hypotheses_agree_on_ends_the_utterance_without_a_pause() -> None:
+    # Quick turn-taking: no pause anywhere, so VAD would close nothing until the very end.
+    script = [
+        ("Hello", 0.1, 0.5),
+        ("there.", 0.6, 1.0),
+        ("How", 1.1, 1.3),
+        ("are", 1.4, 1.6),
+        ("you", 1.7, 2.0),
+        ("doing", 2.1, 2.5),
+        ("today?", 2.6, 3.0),
+    ]
+    # Words are committed only 2 s behind the audio (the default), so commits do not end it.
+    stage = _stage(
+        ScriptedDecoder(script=script), agree_gap_s=0.5, first_decode_s=0.3, partial_interval_s=0.1, commit_margin_s=2.0
+    )
+    finals = [t for t in asyncio.run(_collect(stage, _pieces([(0, 0.0, 3.4)], pace=0.01))) if t.final]
+    assert finals[0].committed == "Hello there."
+    assert finals[0].end < 1.2  # cut between "there." and "How", long before VAD's end
