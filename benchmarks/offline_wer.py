@@ -12,7 +12,7 @@ decodes the whole file instead: there faster-whisper carries errors from one cli
 through its prompt and its 30 s windows (on the FLEURS streams: en 18.4%, fr 44.8%, pt 38.4%,
 against 6.8%, 29.9%, 18.4% clip by clip), which makes a lax yardstick. ``--whole --vad`` is
 faster-whisper's own pipeline for long recordings (its Silero VAD filter first): no reference
-spans, like the streamed run, but erratic (en 46.6%: a loop and lost sentences, de 9.6%).
+spans, like the streamed run, but erratic (en 46.6%: two of five sentences lost; de 9.6%).
 
     .venv/bin/python benchmarks/offline_wer.py out/streams/stream_{en,es,de,fr,pt}.wav
 """
