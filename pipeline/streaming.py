@@ -55,7 +55,7 @@ LOW_LOGPROB = -1.0
 MAX_COMPRESSION_RATIO = 2.4
 #: A word whose audio is this far (dB) below the utterance's loudest part is taken as invented.
 SILENT_WORD_DB = 40.0
-#: A hypothesis covers an utterance when it decoded audio up to this close to the utterance's end.
+#: A hypothesis covers an utterance when it decoded audio up to this close to the end of its speech.
 COVER_TOLERANCE_S = 0.05
 #: A sentence is final as soon as a hypothesis covering this much silence after it ends with it,
 #: or as soon as the next sentence began after a pause VAD heard, in seconds.
@@ -372,7 +372,10 @@ class StreamingAsrStage:
 
     async def _final(self, utterance: _Utterance) -> Transcript | Translation | None:
         assert utterance.end is not None
-        covered = utterance.decoded >= utterance.end - COVER_TOLERANCE_S * SAMPLE_RATE
+        # Covered when every voiced frame was decoded: the silence VAD keeps after speech adds
+        # nothing, and a decode of the utterance's tail alone (after a trim) can lose its words.
+        speech_end = min(utterance.end, utterance.voiced_until)
+        covered = utterance.decoded >= speech_end - COVER_TOLERANCE_S * SAMPLE_RATE
         reusable = utterance.hypothesis is not None and utterance.final_quality
         if self._config.reuse_hypothesis and covered and reusable:
             assert utterance.hypothesis is not None

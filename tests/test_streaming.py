@@ -301,3 +301,26 @@ def test_a_sentence_end_two_hypotheses_agree_on_ends_the_utterance_without_a_pau
     finals = [t for t in asyncio.run(_collect(stage, _pieces([(0, 0.0, 3.4)], pace=0.01))) if t.final]
     assert finals[0].committed == "Hello there."
     assert finals[0].end < 1.2  # cut between "there." and "How", long before VAD's end
+
+
+def test_final_reuses_a_hypothesis_that_decoded_all_the_speech() -> None:
+    # VAD closed the utterance 0.2 s after the last voiced frame; the latest decode reached past
+    # that frame. Decoding the short tail again (after a trim) once lost a whole clause in noise.
+    class Failing(ScriptedDecoder):
+        def decode_utterance(self, audio: np.ndarray, **kw: Any) -> Hypothesis:
+            super().decode_utterance(audio, **kw)
+            return Hypothesis("", (), "en", avg_logprob=-2.0, no_speech_prob=0.0, compression_ratio=0.0, audio_s=0.0)
+
+    decoder = Failing()
+    stage = _stage(decoder)
+    heard = [Word(t, s, e) for t, s, e in SCRIPT]
+    utterance = _Utterance(0, 0, audio=[_timed_audio(0, int(3.8 * SAMPLE_RATE))], samples=int(3.8 * SAMPLE_RATE))
+    utterance.voiced_until, utterance.decoded, utterance.end = (
+        int(3.6 * SAMPLE_RATE),
+        int(3.62 * SAMPLE_RATE),
+        int(3.8 * SAMPLE_RATE),
+    )
+    utterance.hypothesis, utterance.final_quality = heard, True
+    final = asyncio.run(stage._final(utterance))
+    assert final is not None and final.committed == "The quick brown fox jumps over the lazy dog."
+    assert decoder.calls == []
