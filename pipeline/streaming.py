@@ -132,6 +132,7 @@ class _Utterance:
     previous: list[Word] | None = None  # the one before it
     final_quality: bool = False  # the latest hypothesis was decoded with the final beam size
     decoded: int = 0  # samples covered by the latest decode
+    logprob: float = 0.0  # the latest decode's average log-probability
     emitted: tuple[str, str] | None = None
 
     @property
@@ -216,6 +217,7 @@ class StreamingAsrStage:
         )
         if own:
             utterance.decoded = end
+            utterance.logprob = hypothesis.avg_logprob
         offset = (utterance.start + utterance.trim) / SAMPLE_RATE
         if hypothesis.no_speech_prob > NO_SPEECH_PROB and hypothesis.avg_logprob < LOW_LOGPROB:
             return []
@@ -382,7 +384,13 @@ class StreamingAsrStage:
             words = [w for w in utterance.hypothesis if w.start < (utterance.start + utterance.end) / SAMPLE_RATE]
             self.reused_finals += 1
         else:
+            latest, latest_logprob = utterance.hypothesis, utterance.logprob
             words = await self._hypothesis(utterance, utterance.end, self._config.final_beam_size)
+            # A decode Whisper itself would reject (it would retry at a higher temperature): the
+            # latest hypothesis, which heard nearly all of it, is the better final. In noise, the
+            # tail after a trim decoded alone came out as "dado en" for eight words heard before.
+            if latest and utterance.logprob < LOW_LOGPROB and latest_logprob > utterance.logprob:
+                words = [w for w in latest if w.start < (utterance.start + utterance.end) / SAMPLE_RATE]
         utterance.agreement.finish(words)
         if self.language is None:  # auto: the first finished utterance decides
             self.language = self._heard_language

@@ -324,3 +324,27 @@ def test_final_reuses_a_hypothesis_that_decoded_all_the_speech() -> None:
     final = asyncio.run(stage._final(utterance))
     assert final is not None and final.committed == "The quick brown fox jumps over the lazy dog."
     assert decoder.calls == []
+
+
+def test_a_final_decode_whisper_is_unsure_of_gives_way_to_the_latest_hypothesis() -> None:
+    # The latest decode stopped short of the last voiced frame, so the final decodes again; in
+    # noise that decode came out as one wrong word at log-probability -1.75.
+    class Unsure(ScriptedDecoder):
+        def decode_utterance(self, audio: np.ndarray, **kw: Any) -> Hypothesis:
+            super().decode_utterance(audio, **kw)
+            return Hypothesis("en", (Word("en", 0.0, 0.3),), "en", -1.75, 0.0, 1.0, len(audio) / SAMPLE_RATE)
+
+    decoder = Unsure()
+    stage = _stage(decoder)
+    heard = [Word(t, s, e) for t, s, e in SCRIPT if e <= 3.4]  # all but "dog."
+    utterance = _Utterance(0, 0, audio=[_timed_audio(0, int(3.8 * SAMPLE_RATE))], samples=int(3.8 * SAMPLE_RATE))
+    utterance.voiced_until, utterance.decoded, utterance.end = (
+        int(3.6 * SAMPLE_RATE),
+        int(3.4 * SAMPLE_RATE),
+        int(3.8 * SAMPLE_RATE),
+    )
+    utterance.hypothesis, utterance.final_quality, utterance.logprob = heard, True, -0.4
+    final = asyncio.run(stage._final(utterance))
+    assert len(decoder.calls) == 1  # it did decode again...
+    # ...and kept what it had heard before, rather than "en".
+    assert final is not None and final.committed == "The quick brown fox jumps over the lazy"
