@@ -378,19 +378,18 @@ class StreamingAsrStage:
         # nothing, and a decode of the utterance's tail alone (after a trim) can lose its words.
         speech_end = min(utterance.end, utterance.voiced_until)
         covered = utterance.decoded >= speech_end - COVER_TOLERANCE_S * SAMPLE_RATE
-        reusable = utterance.hypothesis is not None and utterance.final_quality
-        if self._config.reuse_hypothesis and covered and reusable:
-            assert utterance.hypothesis is not None
-            words = [w for w in utterance.hypothesis if w.start < (utterance.start + utterance.end) / SAMPLE_RATE]
+        end_s = (utterance.start + utterance.end) / SAMPLE_RATE
+        latest, latest_logprob = utterance.hypothesis, utterance.logprob
+        if self._config.reuse_hypothesis and covered and latest is not None and utterance.final_quality:
+            words = [w for w in latest if w.start < end_s]
             self.reused_finals += 1
         else:
-            latest, latest_logprob = utterance.hypothesis, utterance.logprob
             words = await self._hypothesis(utterance, utterance.end, self._config.final_beam_size)
             # A decode Whisper itself would reject (it would retry at a higher temperature): the
             # latest hypothesis, which heard nearly all of it, is the better final. In noise, the
             # tail after a trim decoded alone came out as "dado en" for eight words heard before.
             if latest and utterance.logprob < LOW_LOGPROB and latest_logprob > utterance.logprob:
-                words = [w for w in latest if w.start < (utterance.start + utterance.end) / SAMPLE_RATE]
+                words = [w for w in latest if w.start < end_s]
         utterance.agreement.finish(words)
         if self.language is None:  # auto: the first finished utterance decides
             self.language = self._heard_language

@@ -303,25 +303,34 @@ def test_a_sentence_end_two_hypotheses_agree_on_ends_the_utterance_without_a_pau
     assert finals[0].end < 1.2  # cut between "there." and "How", long before VAD's end
 
 
+class Hearing(ScriptedDecoder):
+    """Hears ``heard`` (a Hypothesis) whatever audio it is given."""
+
+    def __init__(self, heard: Hypothesis) -> None:
+        super().__init__()
+        self.heard = heard
+
+    def decode_utterance(self, audio: np.ndarray, **kw: Any) -> Hypothesis:
+        super().decode_utterance(audio, **kw)
+        return self.heard
+
+
+def _closed(decoded_s: float, heard: list[Word], logprob: float) -> _Utterance:
+    """SCRIPT's utterance as VAD closed it: voiced until 3.6 s, ended 3.8 s; its latest decode
+    reached ``decoded_s`` and heard ``heard`` with average log-probability ``logprob``."""
+    utterance = _Utterance(0, 0, audio=[_timed_audio(0, int(3.8 * SAMPLE_RATE))], samples=int(3.8 * SAMPLE_RATE))
+    utterance.voiced_until, utterance.end = int(3.6 * SAMPLE_RATE), int(3.8 * SAMPLE_RATE)
+    utterance.decoded = int(decoded_s * SAMPLE_RATE)
+    utterance.hypothesis, utterance.final_quality, utterance.logprob = heard, True, logprob
+    return utterance
+
+
 def test_final_reuses_a_hypothesis_that_decoded_all_the_speech() -> None:
     # VAD closed the utterance 0.2 s after the last voiced frame; the latest decode reached past
     # that frame. Decoding the short tail again (after a trim) once lost a whole clause in noise.
-    class Failing(ScriptedDecoder):
-        def decode_utterance(self, audio: np.ndarray, **kw: Any) -> Hypothesis:
-            super().decode_utterance(audio, **kw)
-            return Hypothesis("", (), "en", avg_logprob=-2.0, no_speech_prob=0.0, compression_ratio=0.0, audio_s=0.0)
-
-    decoder = Failing()
-    stage = _stage(decoder)
+    decoder = Hearing(Hypothesis("", (), "en", -2.0, 0.0, 0.0, 0.0))
     heard = [Word(t, s, e) for t, s, e in SCRIPT]
-    utterance = _Utterance(0, 0, audio=[_timed_audio(0, int(3.8 * SAMPLE_RATE))], samples=int(3.8 * SAMPLE_RATE))
-    utterance.voiced_until, utterance.decoded, utterance.end = (
-        int(3.6 * SAMPLE_RATE),
-        int(3.62 * SAMPLE_RATE),
-        int(3.8 * SAMPLE_RATE),
-    )
-    utterance.hypothesis, utterance.final_quality = heard, True
-    final = asyncio.run(stage._final(utterance))
+    final = asyncio.run(_stage(decoder)._final(_closed(3.62, heard, -0.4)))
     assert final is not None and final.committed == "The quick brown fox jumps over the lazy dog."
     assert decoder.calls == []
 
@@ -329,22 +338,9 @@ def test_final_reuses_a_hypothesis_that_decoded_all_the_speech() -> None:
 def test_a_final_decode_whisper_is_unsure_of_gives_way_to_the_latest_hypothesis() -> None:
     # The latest decode stopped short of the last voiced frame, so the final decodes again; in
     # noise that decode came out as one wrong word at log-probability -1.75.
-    class Unsure(ScriptedDecoder):
-        def decode_utterance(self, audio: np.ndarray, **kw: Any) -> Hypothesis:
-            super().decode_utterance(audio, **kw)
-            return Hypothesis("en", (Word("en", 0.0, 0.3),), "en", -1.75, 0.0, 1.0, len(audio) / SAMPLE_RATE)
-
-    decoder = Unsure()
-    stage = _stage(decoder)
+    decoder = Hearing(Hypothesis("en", (Word("en", 0.0, 0.3),), "en", -1.75, 0.0, 1.0, 3.8))
     heard = [Word(t, s, e) for t, s, e in SCRIPT if e <= 3.4]  # all but "dog."
-    utterance = _Utterance(0, 0, audio=[_timed_audio(0, int(3.8 * SAMPLE_RATE))], samples=int(3.8 * SAMPLE_RATE))
-    utterance.voiced_until, utterance.decoded, utterance.end = (
-        int(3.6 * SAMPLE_RATE),
-        int(3.4 * SAMPLE_RATE),
-        int(3.8 * SAMPLE_RATE),
-    )
-    utterance.hypothesis, utterance.final_quality, utterance.logprob = heard, True, -0.4
-    final = asyncio.run(stage._final(utterance))
+    final = asyncio.run(_stage(decoder)._final(_closed(3.4, heard, -0.4)))
     assert len(decoder.calls) == 1  # it did decode again...
     # ...and kept what it had heard before, rather than "en".
     assert final is not None and final.committed == "The quick brown fox jumps over the lazy"
