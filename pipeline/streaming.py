@@ -3,9 +3,11 @@
 Utterances here are the ASR's own: VAD's utterance is one of them until the speaker pauses after
 a finished sentence (a hypothesis covering a pause of ``SENTENCE_PAUSE_S`` ends with a full stop,
 question or exclamation mark), or goes on without a pause after one that two consecutive
-hypotheses agree on (``QUICK_END_S``); then that sentence is final at once, without waiting for
-VAD's longer silence, and the rest of VAD's utterance continues as the next one. In quick
-turn-taking (pauses of 0.3-0.5 s between speakers) VAD alone would close nothing for seconds.
+hypotheses agree on (``QUICK_END_S`` of speech after it; or of audio in which both heard
+nothing, though VAD still hears voice: noise or breath it takes for speech). Then that sentence
+is final at once, without waiting for VAD's longer silence, and the rest of VAD's utterance
+continues as the next one. In quick turn-taking (pauses of 0.3-0.5 s between speakers) VAD
+alone would close nothing for seconds.
 
 Compute decides the cadence. One decode runs at a time on the model's thread; audio arriving
 meanwhile is only appended, and the next decode takes all of it (coalescing), so the stage never
@@ -63,6 +65,9 @@ SENTENCE_PAUSE_S = 0.25
 #: A sentence end two consecutive hypotheses agree on ends the utterance once this much audio
 #: followed it, in seconds (quick turn-taking, no pause).
 QUICK_END_S = 0.8
+#: Audio after a sentence end at least this much quieter than the speech before it (dB) is not a
+#: next speaker Whisper has yet to hear, but noise or breath VAD takes for voice.
+QUIET_AFTER_DB = 6.0
 #: How far from a pause VAD heard a sentence's last word may end (Whisper's word times drift), in s.
 PAUSE_SLACK_S = 0.3
 #: An utterance with less audio than this is not decoded, in seconds.
@@ -311,6 +316,19 @@ class StreamingAsrStage:
         self._maybe_trim(utterance)
         return self._transcript(utterance, final=False)
 
+    @staticmethod
+    def _quiet_after(utterance: _Utterance, end_s: float) -> bool:
+        """Whether the decoded audio after stream second ``end_s`` is ``QUIET_AFTER_DB`` quieter
+        than the two seconds before it."""
+        at = int(end_s * SAMPLE_RATE) - utterance.start
+        audio = utterance.whole
+        before = audio[max(utterance.trim, at - 2 * SAMPLE_RATE) : at]
+        after = audio[at + int(0.1 * SAMPLE_RATE) : utterance.decoded]
+        if len(before) == 0 or len(after) == 0:
+            return False
+        ratio = float(np.mean(after * after)) / max(float(np.mean(before * before)), 1e-12)
+        return ratio <= 10 ** (-QUIET_AFTER_DB / 10)
+
     def _sentence_end(self, utterance: _Utterance) -> int | None:
         """Where to end the utterance early (an offset into it), else None: after the latest
         sentence end in the hypothesis that a pause follows, either heard by VAD (the speaker
@@ -321,6 +339,7 @@ class StreamingAsrStage:
         # In speech with no pause at all (quick turn-taking), a sentence end that two consecutive
         # hypotheses agree on (with all before it), with the next sentence begun after it, is
         # enough: waiting for its words to be committed costs seconds (agree_gap_s + commit_margin_s).
+        # So is one after which both heard nothing in as much audio.
         decoded_s = (utterance.start + utterance.decoded) / SAMPLE_RATE
         committed = utterance.agreement.committed
         # Never before a committed word: it would be in both utterances' text.
@@ -335,9 +354,16 @@ class StreamingAsrStage:
                 word = words[i]
                 if word.end < earliest_s:
                     break
-                if word.text.endswith(SENTENCE_END) and i + 1 < len(words) and decoded_s - word.end >= QUICK_END_S:
+                if not word.text.endswith(SENTENCE_END) or decoded_s - word.end < QUICK_END_S:
+                    continue
+                if i + 1 < len(words):
                     cut_s = (word.end + max(word.end, words[i + 1].start)) / 2
                     return int(cut_s * SAMPLE_RATE) - utterance.start
+                # Both heard nothing after it, though VAD still hears voice, and what VAD hears is
+                # quiet: noise or breath it takes for speech (non-stationary noise kept utterances
+                # open 2 s after the words).
+                if len(utterance.previous) == len(words) and self._quiet_after(utterance, word.end):
+                    return int((word.end + decoded_s) / 2 * SAMPLE_RATE) - utterance.start
         voiced_until_s = (utterance.start + utterance.voiced_until) / SAMPLE_RATE
         last = words[-1]
         pausing = decoded_s - voiced_until_s >= SENTENCE_PAUSE_S and last.end <= voiced_until_s + SENTENCE_PAUSE_S

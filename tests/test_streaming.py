@@ -303,6 +303,22 @@ def test_a_sentence_end_two_hypotheses_agree_on_ends_the_utterance_without_a_pau
     assert finals[0].end < 1.2  # cut between "there." and "How", long before VAD's end
 
 
+def test_a_sentence_end_followed_by_nothing_whisper_hears_ends_the_utterance_if_that_is_quiet() -> None:
+    # VAD still hears voice 1 s after "Hello there." (it would close the utterance much later).
+    stage = _stage(ScriptedDecoder())
+    noise = np.random.default_rng(0).normal
+
+    def end_after(level: float) -> float | None:
+        audio = np.concatenate([noise(0, 0.1, SAMPLE_RATE), noise(0, level, SAMPLE_RATE)]).astype(np.float32)
+        utterance = _Utterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
+        utterance.hypothesis = utterance.previous = [Word("Hello", 0.1, 0.5), Word("there.", 0.6, 1.0)]
+        at = stage._sentence_end(utterance)
+        return None if at is None else at / SAMPLE_RATE
+
+    assert end_after(0.02) == 1.5  # 14 dB quieter: noise or a breath, cut in the middle
+    assert end_after(0.08) is None  # as loud as the speech: a next speaker Whisper has not heard yet
+
+
 class Hearing(ScriptedDecoder):
     """Hears ``heard`` (a Hypothesis) whatever audio it is given."""
 
