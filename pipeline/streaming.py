@@ -318,8 +318,9 @@ class StreamingAsrStage:
 
     @staticmethod
     def _quiet_after(utterance: _Utterance, end_s: float) -> bool:
-        """Whether the decoded audio after stream second ``end_s`` is ``QUIET_AFTER_DB`` quieter
-        than the two seconds before it."""
+        """Whether the decoded audio from 0.1 s after stream second ``end_s`` (past the word's last
+        sound, which Whisper's end times can cut short) is ``QUIET_AFTER_DB`` quieter than the two
+        seconds before it."""
         at = int(end_s * SAMPLE_RATE) - utterance.start
         audio = utterance.whole
         before = audio[max(utterance.trim, at - 2 * SAMPLE_RATE) : at]
