@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.algos.agreement import ANCHOR_S, LocalAgreement, cut_repetition, key
+from pipeline.algos.agreement import ANCHOR_S, LocalAgreement, cut_repetition, cut_unheard, key
 from pipeline.asr import UNSPACED, Hypothesis, WhisperDecoder
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Translation, Word
@@ -68,6 +68,9 @@ QUICK_END_S = 0.8
 #: Audio after a sentence end at least this much quieter than the speech before it (dB) is not a
 #: next speaker Whisper has yet to hear, but noise or breath VAD takes for voice.
 QUIET_AFTER_DB = 6.0
+#: A final whose words end this much earlier than those of a hypothesis before it (seconds) is
+#: one where Whisper stopped early.
+TRUNCATED_S = 1.0
 #: How far from a pause VAD heard a sentence's last word may end (Whisper's word times drift), in s.
 PAUSE_SLACK_S = 0.3
 #: An utterance with less audio than this is not decoded, in seconds.
@@ -78,10 +81,28 @@ PROMPT_CHARS = 300
 #: and only when that drops at least MIN_TRIM_S seconds of audio.
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
 CLAUSE_END = (*SENTENCE_END, ",", ";", ":", "，", "、", "；", "：")
+#: Words with a full stop that do not end a sentence (as ``key`` gives them): titles and common
+#: abbreviations in the languages measured here. "And Mr. | John Dashwood had..." was cut after
+#: "Mr." and its second half decoded without it.
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr gen gov sen rep rev capt col lt sgt mt vs "  # en
+    "sra srta dra ud uds lic "  # es, pt
+    "mme mlle mgr "  # fr
+    "hr nr bzw zb dh ca".split()  # de
+)
 MIN_TRIM_S = 2.0
 #: The speaker is pausing when VAD has heard no voice for this long, in seconds. At least
 #: vad.post_roll_ms, so that a decode made in the pause covers the utterance if it ends there.
 PAUSE_S = 0.3
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether a word ends a sentence: with a full stop, question or exclamation mark, and not as
+    a title, an abbreviation or an initial ("Mr.", "Dr.", "J.")."""
+    if not text.endswith(SENTENCE_END):
+        return False
+    stem = key(text)
+    return not (text.endswith(".") and ((len(stem) == 1 and stem.isalpha()) or stem in ABBREVIATIONS))
 
 
 def join_words(words: Sequence[Word], language: str) -> str:
@@ -229,7 +250,7 @@ class StreamingAsrStage:
         words = [
             Word(w.text, round(w.start + offset, 3), round(w.end + offset, 3), w.probability) for w in hypothesis.words
         ]
-        words = cut_repetition(words)
+        words = cut_repetition(cut_unheard(words))
         if hypothesis.compression_ratio > MAX_COMPRESSION_RATIO and len(words) == len(hypothesis.words):
             return []  # repetitive, yet not a simple loop we could cut: trust none of it
         if own:
@@ -285,9 +306,11 @@ class StreamingAsrStage:
         # has re-worded the committed words (in noise it hears the start of a sentence better
         # once it has heard more), their times may be wrong, and a cut there could take away
         # the audio of words not yet committed.
-        for ends in (SENTENCE_END, CLAUSE_END, None):
+        for tier in ("sentence", "clause", "word"):
             for word, after in reversed(candidates):
-                if ends is not None and not word.text.endswith(ends):
+                if tier == "sentence" and not ends_sentence(word.text):
+                    continue
+                if tier == "clause" and not word.text.endswith(CLAUSE_END):
                     continue
                 if not _said_again(word, utterance.hypothesis or []):
                     continue
@@ -355,7 +378,7 @@ class StreamingAsrStage:
                 word = words[i]
                 if word.end < earliest_s:
                     break
-                if not word.text.endswith(SENTENCE_END) or decoded_s - word.end < QUICK_END_S:
+                if not ends_sentence(word.text) or decoded_s - word.end < QUICK_END_S:
                     continue
                 if i + 1 < len(words):
                     cut_s = (word.end + max(word.end, words[i + 1].start)) / 2
@@ -368,14 +391,14 @@ class StreamingAsrStage:
         voiced_until_s = (utterance.start + utterance.voiced_until) / SAMPLE_RATE
         last = words[-1]
         pausing = decoded_s - voiced_until_s >= SENTENCE_PAUSE_S and last.end <= voiced_until_s + SENTENCE_PAUSE_S
-        if pausing and last.text.endswith(SENTENCE_END):
+        if pausing and ends_sentence(last.text):
             return utterance.voiced_until + int(SENTENCE_PAUSE_S / 2 * SAMPLE_RATE)
         # Whisper's word times close up pauses (a word's end moves into the silence after it),
         # so the pauses come from VAD: a sentence end near a pause, the next word after it.
         for word, after in reversed(list(itertools.pairwise(words))):
             if word.end < earliest_s:
                 break
-            if not word.text.endswith(SENTENCE_END) or decoded_s - word.end < self._config.commit_margin_s:
+            if not ends_sentence(word.text) or decoded_s - word.end < self._config.commit_margin_s:
                 continue
             for pause_start, pause_end in utterance.pauses:
                 start_s = (utterance.start + pause_start) / SAMPLE_RATE
@@ -417,6 +440,13 @@ class StreamingAsrStage:
             # tail after a trim decoded alone came out as "dado en" for eight words heard before.
             if latest and utterance.logprob < LOW_LOGPROB and latest_logprob > utterance.logprob:
                 words = [w for w in latest if w.start < end_s]
+        # Whisper sometimes stops early: on speech at -60 dBFS, 2 of 14 decodes of one sentence
+        # ended after 5 of its 20 words, and a final reusing one lost the rest. When a hypothesis
+        # before heard words well past the final's last, those words were said.
+        for other in (latest, utterance.previous):
+            heard = [w for w in other or [] if w.start < end_s]
+            if heard and heard[-1].end >= (words[-1].end if words else -1e9) + TRUNCATED_S:
+                words = heard
         utterance.agreement.finish(words)
         if self.language is None:  # auto: the first finished utterance decides
             self.language = self._heard_language

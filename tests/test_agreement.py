@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.algos.agreement import LocalAgreement, cut_repetition
+from pipeline.algos.agreement import LocalAgreement, cut_repetition, cut_unheard
 from pipeline.events import Word
 
 
@@ -79,6 +79,14 @@ def test_loops_are_cut() -> None:
     assert texts(cut_repetition(words("thank you thank you thank you thank you"))) == "thank you"
     assert texts(cut_repetition(words("no no no no no"))) == "no"
     assert texts(cut_repetition(words("I said no no to that"))) == "I said no no to that"
+
+
+def test_words_whisper_put_in_no_time_are_cut() -> None:
+    heard = words("em uma declaração.", start=5.76, step=0.34)
+    unheard = [Word(t, 6.78, 6.78) for t in ("Em", "uma", "declaração.")]
+    assert texts(cut_unheard(heard + unheard)) == "em uma declaração."
+    two_short = [Word("a", 40.02, 40.04), Word("nova", 40.04, 40.06), Word("navegada.", 40.06, 41.5)]
+    assert texts(cut_unheard(heard + two_short)) == "em uma declaração. a nova navegada."
 
 
 @given(st.lists(st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=12), min_size=1, max_size=12))

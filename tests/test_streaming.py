@@ -14,7 +14,7 @@ import numpy as np
 from pipeline.asr import Hypothesis
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, SpeechSegment, Transcript, Translation, Word
-from pipeline.streaming import StreamingAsrStage, _Utterance
+from pipeline.streaming import StreamingAsrStage, _Utterance, ends_sentence
 
 # The "speaker" says these words; times are seconds from the utterance's start.
 SCRIPT = [
@@ -319,6 +319,16 @@ def test_a_sentence_end_followed_by_nothing_whisper_hears_ends_the_utterance_if_
     assert end_after(0.08) is None  # as loud as the speech: a next speaker Whisper has not heard yet
 
 
+def test_titles_and_initials_do_not_end_sentences() -> None:
+    assert all(ends_sentence(w) for w in ("dog.", "you?", "Ja!", "etc.", "5.", "好。"))
+    assert not any(ends_sentence(w) for w in ("Mr.", "Dr.", "Sra.", "J.", "dog", "Hello,"))
+    stage = _stage(ScriptedDecoder())
+    audio = np.concatenate([np.full(SAMPLE_RATE, 0.1), np.full(SAMPLE_RATE, 0.001)]).astype(np.float32)
+    utterance = _Utterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
+    utterance.hypothesis = utterance.previous = [Word("And", 0.1, 0.5), Word("Mr.", 0.6, 1.0)]
+    assert stage._sentence_end(utterance) is None  # "And Mr. | John Dashwood..." once
+
+
 class Hearing(ScriptedDecoder):
     """Hears ``heard`` (a Hypothesis) whatever audio it is given."""
 
@@ -359,4 +369,14 @@ def test_a_final_decode_whisper_is_unsure_of_gives_way_to_the_latest_hypothesis(
     final = asyncio.run(_stage(decoder)._final(_closed(3.4, heard, -0.4)))
     assert len(decoder.calls) == 1  # it did decode again...
     # ...and kept what it had heard before, rather than "en".
+    assert final is not None and final.committed == "The quick brown fox jumps over the lazy"
+
+
+def test_a_final_where_whisper_stopped_early_keeps_the_words_heard_before() -> None:
+    # The final decode heard four words of nine; the latest hypothesis had heard eight.
+    four = tuple(Word(t, s, e) for t, s, e in SCRIPT[:4])
+    decoder = Hearing(Hypothesis("The quick brown fox", four, "en", -0.3, 0.0, 1.0, 3.8))
+    heard = [Word(t, s, e) for t, s, e in SCRIPT if e <= 3.4]  # all but "dog."
+    final = asyncio.run(_stage(decoder)._final(_closed(3.4, heard, -0.4)))
+    assert len(decoder.calls) == 1
     assert final is not None and final.committed == "The quick brown fox jumps over the lazy"
