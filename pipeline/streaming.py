@@ -68,9 +68,6 @@ QUICK_END_S = 0.8
 #: Audio after a sentence end at least this much quieter than the speech before it (dB) is not a
 #: next speaker Whisper has yet to hear, but noise or breath VAD takes for voice.
 QUIET_AFTER_DB = 6.0
-#: A final whose words end this much earlier than those of a hypothesis before it (seconds) is
-#: one where Whisper stopped early.
-TRUNCATED_S = 1.0
 #: How far from a pause VAD heard a sentence's last word may end (Whisper's word times drift), in s.
 PAUSE_SLACK_S = 0.3
 #: An utterance with less audio than this is not decoded, in seconds.
@@ -440,13 +437,6 @@ class StreamingAsrStage:
             # tail after a trim decoded alone came out as "dado en" for eight words heard before.
             if latest and utterance.logprob < LOW_LOGPROB and latest_logprob > utterance.logprob:
                 words = [w for w in latest if w.start < end_s]
-        # Whisper sometimes stops early: on speech at -60 dBFS, 2 of 14 decodes of one sentence
-        # ended after 5 of its 20 words, and a final reusing one lost the rest. When a hypothesis
-        # before heard words well past the final's last, those words were said.
-        for other in (latest, utterance.previous):
-            heard = [w for w in other or [] if w.start < end_s]
-            if heard and heard[-1].end >= (words[-1].end if words else -1e9) + TRUNCATED_S:
-                words = heard
         utterance.agreement.finish(words)
         if self.language is None:  # auto: the first finished utterance decides
             self.language = self._heard_language

@@ -370,13 +370,3 @@ def test_a_final_decode_whisper_is_unsure_of_gives_way_to_the_latest_hypothesis(
     assert len(decoder.calls) == 1  # it did decode again...
     # ...and kept what it had heard before, rather than "en".
     assert final is not None and final.committed == "The quick brown fox jumps over the lazy"
-
-
-def test_a_final_where_whisper_stopped_early_keeps_the_words_heard_before() -> None:
-    # The final decode heard four words of nine; the latest hypothesis had heard eight.
-    four = tuple(Word(t, s, e) for t, s, e in SCRIPT[:4])
-    decoder = Hearing(Hypothesis("The quick brown fox", four, "en", -0.3, 0.0, 1.0, 3.8))
-    heard = [Word(t, s, e) for t, s, e in SCRIPT if e <= 3.4]  # all but "dog."
-    final = asyncio.run(_stage(decoder)._final(_closed(3.4, heard, -0.4)))
-    assert len(decoder.calls) == 1
-    assert final is not None and final.committed == "The quick brown fox jumps over the lazy"
