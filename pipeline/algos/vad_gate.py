@@ -98,6 +98,12 @@ class SpeechGate:
             return [*boundaries, Boundary("start", split)]
         return []
 
+    def end_at(self, frame: int) -> list[Boundary]:
+        """Closes the open utterance at ``frame``: another detector heard its speech end there."""
+        if self.start is None:
+            return []
+        return self._close(max(frame, self.start + 1))
+
     def flush(self) -> list[Boundary]:
         """End of input: closes an open utterance."""
         if self.start is None:
