@@ -43,3 +43,15 @@ def test_each_sentence_is_one_utterance_loud_or_quiet(tmp_path: Path, level_dbfs
     assert len(utterances) == len(segments)
     for (start, end), segment in zip(utterances, segments, strict=True):
         assert start <= segment["start"] and end >= segment["end"] - 0.2
+
+
+def test_an_utterance_ends_where_silero_hears_the_speech_end(tmp_path: Path) -> None:
+    # The French sentence's recording has a click 0.9 s after its last word. At -60 dBFS, WebRTC
+    # VAD (on the level-raised copy) hears it as 360 ms of voice, and held the utterance open 1.7 s
+    # after the speech; Silero hears no speech in it.
+    audio, segments = build_stream([FIXTURES / "fleurs-fr-003.ogg"], level_dbfs=-60.0)
+    stream = tmp_path / "stream.wav"
+    soundfile.write(str(stream), audio, SAMPLE_RATE)
+    [(start, end)] = asyncio.run(_utterances(stream))
+    assert start <= segments[0]["start"]
+    assert segments[0]["end"] - 0.1 <= end <= segments[0]["end"] + 0.5

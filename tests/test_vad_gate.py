@@ -35,6 +35,15 @@ def test_short_pauses_do_not_end_an_utterance() -> None:
     assert [b.kind for b in boundaries] == ["start", "end"]
 
 
+def test_another_detector_can_end_the_utterance() -> None:
+    gate = _gate()
+    assert _run(gate, "..######") == [Boundary("start", 0)]
+    assert gate.end_at(6) == [Boundary("end", 6)]
+    assert not gate.open
+    assert gate.end_at(7) == []  # nothing open
+    assert _run(gate, "######")[0] == Boundary("start", 6)  # not before the end it was given
+
+
 def test_next_utterance_never_starts_before_the_previous_end() -> None:
     boundaries = _run(_gate(pre_roll_ms=100), "#####......###...")
     assert boundaries[1].kind == "end"
