@@ -3,7 +3,9 @@
 Live audio: WebRTC VAD decides each 10-30 ms frame on a level-normalised copy of the audio, a
 hysteresis gate (``algos.vad_gate``) turns the decisions into utterances, and Silero VAD v6 (the
 ONNX model shipped inside faster-whisper, no torch) confirms each utterance before it reaches
-ASR, so steady noise that fools WebRTC VAD never costs a decode.
+ASR, so steady noise that fools WebRTC VAD never costs a decode. Silero also ends a confirmed
+utterance where it hears the speech end, which WebRTC VAD can miss by seconds (clicks and
+non-stationary noise are voice to it).
 
 Recordings use Silero directly. Silero finds speech near -65 dBFS as readily as at -20 dBFS, while
 steady noise (dishes, an exercise bike) yields nothing: measured on ../shared/audio.
