@@ -205,9 +205,8 @@ class LiveVadStage:
         if now - speech_end < self._config.end_silence_ms * SAMPLE_RATE // 1000:
             return []
         end = min(now, speech_end + self._config.post_roll_ms * SAMPLE_RATE // 1000)
-        pieces = await self._advance(now)
         self._gate.end_at(-(-end // self._frame))
-        return pieces + await self._close(end)
+        return await self._close(end)  # the audio up to now has been sent: _process advanced first
 
     async def _close(self, end: int) -> list[SpeechSegment]:
         assert self._start is not None
