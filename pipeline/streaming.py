@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.algos.agreement import ANCHOR_S, LocalAgreement, cut_repetition, cut_unheard, key
+from pipeline.algos.sentences import SENTENCE_END, ends_clause, ends_sentence
 from pipeline.asr import UNSPACED, Hypothesis, WhisperDecoder
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Translation, Word
@@ -74,32 +75,12 @@ PAUSE_SLACK_S = 0.3
 MIN_AUDIO_S = 0.1
 #: Characters of earlier text given to Whisper as its prompt, at most.
 PROMPT_CHARS = 300
-#: Where the decoded audio may be trimmed: after a sentence end, else a clause end, else any word;
-#: and only when that drops at least MIN_TRIM_S seconds of audio.
-SENTENCE_END = (".", "?", "!", "。", "？", "！")
-CLAUSE_END = (*SENTENCE_END, ",", ";", ":", "，", "、", "；", "：")
-#: Words with a full stop that do not end a sentence (as ``key`` gives them): titles and common
-#: abbreviations in the languages measured here. "And Mr. | John Dashwood had..." was cut after
-#: "Mr." and its second half decoded without it.
-ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr gen gov sen rep rev capt col lt sgt mt vs "  # en
-    "sra srta dra ud uds lic "  # es, pt
-    "mme mlle mgr "  # fr
-    "hr nr bzw zb dh ca".split()  # de
-)
+#: The decoded audio is trimmed after a sentence end, else a clause end, else any word, and only
+#: when that drops at least MIN_TRIM_S seconds of audio.
 MIN_TRIM_S = 2.0
 #: The speaker is pausing when VAD has heard no voice for this long, in seconds. At least
 #: vad.post_roll_ms, so that a decode made in the pause covers the utterance if it ends there.
 PAUSE_S = 0.3
-
-
-def ends_sentence(text: str) -> bool:
-    """Whether a word ends a sentence: with a full stop, question or exclamation mark, and not as
-    a title, an abbreviation or an initial ("Mr.", "Dr.", "J.")."""
-    if not text.endswith(SENTENCE_END):
-        return False
-    stem = key(text)
-    return not (text.endswith(".") and ((len(stem) == 1 and stem.isalpha()) or stem in ABBREVIATIONS))
 
 
 def join_words(words: Sequence[Word], language: str) -> str:
@@ -307,7 +288,7 @@ class StreamingAsrStage:
             for word, after in reversed(candidates):
                 if tier == "sentence" and not ends_sentence(word.text):
                     continue
-                if tier == "clause" and not word.text.endswith(CLAUSE_END):
+                if tier == "clause" and not ends_clause(word.text):
                     continue
                 if not _said_again(word, utterance.hypothesis or []):
                     continue

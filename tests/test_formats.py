@@ -109,3 +109,10 @@ def test_a_long_segment_without_word_times_is_split_too() -> None:
     assert " ".join(c.text for c in cues) == text
     assert cues[0].start == 10.0 and cues[-1].end == pytest.approx(24.0, abs=0.3)
     assert all(a.end <= b.start for a, b in pairwise(cues))
+
+
+def test_a_cue_does_not_break_after_a_title() -> None:
+    text = "When the rain stopped we all walked home, and Mr. Dashwood showed us the way past the old mill"
+    cues = cues_for(_segment(text, 0.0), max_chars=84, max_seconds=30.0)
+    # No sentence or clause ends in the second half of the first cue's words: it is cut where it is full.
+    assert [c.text for c in cues] == [text.removesuffix(" the old mill"), "the old mill"]

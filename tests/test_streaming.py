@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.algos.sentences import ends_clause, ends_sentence
 from pipeline.asr import Hypothesis
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, SpeechSegment, Transcript, Translation, Word
-from pipeline.streaming import StreamingAsrStage, _Utterance, ends_sentence
+from pipeline.streaming import StreamingAsrStage, _Utterance
 
 # The "speaker" says these words; times are seconds from the utterance's start.
 SCRIPT = [
@@ -322,6 +323,8 @@ def test_a_sentence_end_followed_by_nothing_whisper_hears_ends_the_utterance_if_
 def test_titles_and_initials_do_not_end_sentences() -> None:
     assert all(ends_sentence(w) for w in ("dog.", "you?", "Ja!", "etc.", "5.", "好。"))
     assert not any(ends_sentence(w) for w in ("Mr.", "Dr.", "Sra.", "J.", "dog", "Hello,"))
+    assert all(ends_clause(w) for w in ("dog.", "Hello,", "namely:", "你好，"))
+    assert not any(ends_clause(w) for w in ("Mr.", "J.", "dog"))
     stage = _stage(ScriptedDecoder())
     audio = np.concatenate([np.full(SAMPLE_RATE, 0.1), np.full(SAMPLE_RATE, 0.001)]).astype(np.float32)
     utterance = _Utterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))

@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline.algos.sentences import ends_clause, ends_sentence
 from pipeline.events import Transcript, Word
 
 
@@ -22,16 +23,12 @@ class Cue:
     text: str
 
 
-_SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
-_CLAUSE_END = (*_SENTENCE_END, ",", ";", ":", "，", "、", "；", "：")
-
-
 def _break_point(words: Sequence[Word]) -> int:
     """How many of ``words`` to put in this cue: after the last sentence end in its second half,
     else after the last clause end there, else all of them."""
-    for ends in (_SENTENCE_END, _CLAUSE_END):
+    for ends in (ends_sentence, ends_clause):
         for i in range(len(words) - 1, len(words) // 2 - 1, -1):
-            if words[i].text.endswith(ends):
+            if ends(words[i].text):
                 return i + 1
     return len(words)
 
