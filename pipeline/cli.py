@@ -152,6 +152,12 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     config = _config(args)
     choose_backend(config)  # an impossible pair fails before the model loads
+    outputs: dict[Path, Path] = {}
+    for path in args.inputs:
+        stem = (args.out if args.out is not None else path.parent) / path.stem
+        if stem in outputs:
+            raise ConfigError(f"{outputs[stem]} and {path} would both write {stem}.*: rename one")
+        outputs[stem] = path
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
     backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
@@ -232,10 +238,14 @@ def _live(args: argparse.Namespace) -> int:
         if isinstance(event, Translation) and event.final and event.committed and translated is not None:
             translated.add(event.as_transcript())
 
+    failure: LivesubError | None = None
+    result = None
     try:
         result = asyncio.run(run_session(config, decoder, source, on_emission, handle_interrupt=True))
     except LivesubError as e:  # a failure during the session (a translator died, ...): keep what was done
-        failure, result = e, None
+        failure = e
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, and still keep what was done
+        pass
     try:
         if events is not None and result is not None:
             summary = {
@@ -258,7 +268,11 @@ def _live(args: argparse.Namespace) -> int:
     saved = (
         ", ".join(str(p) for p in writer.written + (translated.written if translated else [])) or "nothing (no speech)"
     )
+    if result is None and failure is None:
+        print(f"livesub: interrupted; saved {saved}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if result is None:
+        assert failure is not None
         if not emitted:
             raise failure  # nothing happened yet: a set-up problem (a model that will not load), exit 2
         print(f"livesub: error: {failure}", file=sys.stderr)
@@ -365,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"livesub: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("livesub: interrupted; what was finished has been written", file=sys.stderr)
+        kept = "" if args.command == "bench" else "; what was finished has been written"  # bench reports at the end
+        print(f"livesub: interrupted{kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug: still one line, with a way to see more
         log.debug("unexpected error", exc_info=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,17 @@ def test_missing_model_package_names_it(
 def test_model_path_that_is_not_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["transcribe", str(FIXTURES / "fleurs-en-004.ogg"), "--model", str(tmp_path)]) == 2
     assert "not a CTranslate2 model directory" in capsys.readouterr().err
+
+
+def test_inputs_that_would_overwrite_each_other_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inputs = [tmp_path / "a" / "talk.ogg", tmp_path / "b" / "talk.ogg"]
+    for path in inputs:
+        path.parent.mkdir()
+        shutil.copy(FIXTURES / "fleurs-en-004.ogg", path)
+    assert cli.main(["transcribe", *map(str, inputs), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"livesub: error: {inputs[0]} and {inputs[1]} would both write {tmp_path / 'talk'}.*: rename one"
+    assert not list(tmp_path.glob("talk.*"))
 
 
 def test_bad_arguments_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:

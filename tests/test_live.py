@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from pipeline.asr import EXTRA_TOKENS, TOKENS_PER_S, WhisperDecoder
 from pipeline.bench import build_stream, load_reference
 from pipeline.config import load_config
 from pipeline.events import SAMPLE_RATE, Transcript
-from pipeline.live import SessionResult, run_session
+from pipeline.live import Emission, SessionResult, run_session
 from pipeline.sources import FileSource
 
 from .conftest import FIXTURES
@@ -188,3 +189,36 @@ def test_ctrl_c_finalises_the_open_utterance_and_exits_0(tmp_path: Path) -> None
     saved = (tmp_path / "en_conversation_2spk_30s.live.txt").read_text(encoding="utf-8")
     assert saved.strip()
     assert "Traceback" not in err
+
+
+def test_a_second_ctrl_c_still_saves_what_was_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first Ctrl-C finalises the open utterance; a second one stops at once. It arrives as
+    KeyboardInterrupt wherever the session is: here, just after the first final."""
+    import pipeline.live
+    from pipeline.cli import EXIT_INTERRUPTED, main
+
+    real_session = pipeline.live.run_session
+    finals: list[str] = []
+
+    async def interrupted_session(*args: Any, **kwargs: Any) -> SessionResult:
+        on_emission = args[3]
+
+        def then_interrupt(emission: Emission) -> None:
+            on_emission(emission)
+            if isinstance(emission.event, Transcript) and emission.event.final and emission.event.committed:
+                finals.append(emission.event.committed)
+                raise KeyboardInterrupt
+
+        return await real_session(*args[:3], then_interrupt, **kwargs)
+
+    monkeypatch.setattr(pipeline.live, "run_session", interrupted_session)
+    conversation = str(FIXTURES / "en_conversation_2spk_30s.wav")
+    argv = ["live", "--input", conversation, "--instant", "--out", str(tmp_path), "--language", "en"]
+    assert main(argv) == EXIT_INTERRUPTED
+    assert len(finals) == 1
+    assert (tmp_path / "en_conversation_2spk_30s.live.txt").read_text(encoding="utf-8").strip() == finals[0]
+    saved = json.loads((tmp_path / "en_conversation_2spk_30s.live.json").read_text(encoding="utf-8"))
+    assert [s["text"] for s in saved["segments"]] == finals
+    assert "interrupted; saved" in capsys.readouterr().err
