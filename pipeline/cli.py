@@ -152,12 +152,12 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     config = _config(args)
     choose_backend(config)  # an impossible pair fails before the model loads
-    outputs: dict[Path, Path] = {}
+    writes: dict[Path, Path] = {}  # output stem -> the input writing it
     for path in args.inputs:
         stem = (args.out if args.out is not None else path.parent) / path.stem
-        if stem in outputs:
-            raise ConfigError(f"{outputs[stem]} and {path} would both write {stem}.*: rename one")
-        outputs[stem] = path
+        if stem in writes:
+            raise ConfigError(f"{writes[stem]} and {path} would both write {stem}.*: rename one")
+        writes[stem] = path
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
     backend = choose_backend(config, multilingual=len(decoder.languages) > 1)

@@ -213,6 +213,8 @@ def resolve(model: str, kind: str) -> Path:
         if kind == "whisper":
             if not (path / "model.bin").is_file():
                 raise ModelError(f"{model}: not a CTranslate2 model directory (no model.bin)")
+            if not (path / "tokenizer.json").is_file():  # faster-whisper would fetch one from the hub
+                raise ModelError(f"{model}: no tokenizer.json (convert with --copy_files tokenizer.json)")
             return path
         if kind == "piper":
             onnx = path if path.suffix == ".onnx" else next(iter(sorted(path.glob("*.onnx"))), path / "voice.onnx")
