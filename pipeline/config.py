@@ -284,8 +284,10 @@ def load_config(paths: Iterable[Path] = (), overrides: Mapping[str, Mapping[str,
                 data = tomllib.load(f)
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"config file {path}: {e.strerror}") from None
         try:
             config = merge(config, data)
         except ConfigError as e:
