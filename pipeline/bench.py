@@ -468,6 +468,7 @@ def plot(runs: list[Run], realtime: bool, path: Path) -> None:
     histogram.set_xlabel("final latency, s (end of speech to final)")
     histogram.set_ylabel("utterances")
     figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -145,6 +146,18 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
+def _writable(path: Path, *, directory: bool = False) -> None:
+    """Fails before any work when an output could not be written there (the work would be lost).
+    Missing directories are created later, so the nearest existing one must be writable."""
+    if not directory and path.is_dir():
+        raise ConfigError(f"cannot write {path}: it is a directory")
+    existing = path if directory else path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {path}: {existing} is not a writable directory")
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     from pipeline.asr import WhisperDecoder
     from pipeline.transcribe import transcribe_file
@@ -158,6 +171,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         if stem in writes:
             raise ConfigError(f"{writes[stem]} and {path} would both write {stem}.*: rename one")
         writes[stem] = path
+        _writable(stem.parent, directory=True)
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
     backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
@@ -193,6 +207,9 @@ def _live(args: argparse.Namespace) -> int:
 
     config = _config(args)
     choose_backend(config)  # an impossible pair fails before the model loads
+    _writable(args.out, directory=True)
+    if args.events and args.events != "-":
+        _writable(Path(args.events))
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
     backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
@@ -313,6 +330,14 @@ def _bench(args: argparse.Namespace) -> int:
     for path in args.inputs:
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
+    for output in (args.json, args.plot):
+        if output is not None:
+            _writable(output)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401 (plotted after the runs: fail before them)
+        except ImportError:
+            raise ConfigError("--plot needs matplotlib: pip install 'livesub[bench]'") from None
 
     def progress(message: str) -> None:
         print(f"livesub: {message}", file=sys.stderr)
@@ -326,6 +351,7 @@ def _bench(args: argparse.Namespace) -> int:
         document = {**first, "config": reports[0][0]}
         if len(reports) > 1:
             document["compare"] = [{"config": name, **r} for name, r in reports]
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     if args.plot:
         bench.plot(runs[0], args.mode == "realtime", args.plot)

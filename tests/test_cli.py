@@ -131,6 +131,21 @@ def test_inputs_that_would_overwrite_each_other_are_refused(tmp_path: Path, caps
     assert not list(tmp_path.glob("talk.*"))
 
 
+def test_outputs_that_cannot_be_written_fail_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    clip = str(FIXTURES / "fleurs-en-004.ogg")
+    for argv in (
+        ["transcribe", clip, "--out", str(blocker / "transcripts")],
+        ["live", "--input", clip, "--instant", "--out", str(blocker)],
+        ["live", "--input", clip, "--instant", "--events", str(blocker / "events.jsonl")],
+        ["bench", clip, "--json", str(tmp_path)],
+    ):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("livesub: error: cannot write ") and len(err.splitlines()) == 1, err
+
+
 def test_bad_arguments_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["transcribe", "x.wav", "--formats", "srt,docx"]) == 2
     err = capsys.readouterr().err
