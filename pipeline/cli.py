@@ -1,6 +1,8 @@
 """The ``livesub`` command. It parses arguments, builds a configuration and calls the job; the
 logic lives in the modules it calls. Errors a user can act on are one line on stderr and a
-non-zero exit: 1 when some input failed, 2 for a usage, configuration or model problem.
+non-zero exit: 1 when some input failed (or a live session ended early), 2 for a usage,
+configuration or model problem, 130 on Ctrl-C (except ``live``'s first, which ends the session
+normally), 70 for a bug (``-v`` shows its traceback).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from pipeline import __version__, models
 from pipeline.config import OUTPUT_FORMATS, Config, load_config
-from pipeline.errors import ConfigError, LivesubError
+from pipeline.errors import AudioError, ConfigError, LivesubError
 from pipeline.events import Transcript, Translation
 
 log = logging.getLogger("livesub")
@@ -23,6 +25,7 @@ log = logging.getLogger("livesub")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BUG = 70  # EX_SOFTWARE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -210,11 +213,7 @@ def _live(args: argparse.Namespace) -> int:
     _writable(args.out, directory=True)
     if args.events and args.events != "-":
         _writable(Path(args.events))
-    decoder = WhisperDecoder(config.asr)
-    decoder.check_language(config.asr.language)
-    backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
-    translating = bool(backend)
-    source: Source
+    source: Source  # opened before the model loads: a bad file or device fails at once
     if args.input is not None:
         source = FileSource(args.input, realtime=args.realtime, block_ms=config.audio.block_ms)
         stem = f"{args.input.stem}.live"
@@ -222,6 +221,11 @@ def _live(args: argparse.Namespace) -> int:
         device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
         source = MicrophoneSource(device, channels=args.channels, block_ms=config.audio.block_ms)
         stem = time.strftime("session-%Y%m%d-%H%M%S")
+    decoder = WhisperDecoder(config.asr)
+    decoder.check_language(config.asr.language)
+    backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
+    translating = bool(backend)
+    if isinstance(source, MicrophoneSource):
         print(
             f"livesub: listening on '{source.device_name}' ({source.rate} Hz, {source.channels} ch); Ctrl-C ends",
             file=sys.stderr,
@@ -291,7 +295,7 @@ def _live(args: argparse.Namespace) -> int:
     if result is None:
         assert failure is not None
         if not emitted:
-            raise failure  # nothing happened yet: a set-up problem (a model that will not load), exit 2
+            raise failure  # nothing happened yet: a set-up problem (a model that will not load) or bad input
         print(f"livesub: error: {failure}", file=sys.stderr)
         print(f"livesub: the session stopped early; saved {saved}", file=sys.stderr)
         return EXIT_FAILED
@@ -403,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _models(args)
     except LivesubError as e:
         print(f"livesub: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_FAILED if isinstance(e, AudioError) else EXIT_USAGE
     except KeyboardInterrupt:
         kept = "" if args.command == "bench" else "; what was finished has been written"  # bench reports at the end
         print(f"livesub: interrupted{kept}", file=sys.stderr)
@@ -413,4 +417,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"livesub: internal error: {type(e).__name__}: {e} (run with -v for details)", file=sys.stderr)
         if args.verbose:
             raise
-        return EXIT_FAILED
+        return EXIT_BUG

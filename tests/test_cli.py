@@ -76,6 +76,14 @@ def test_each_bad_file_is_one_line_and_good_files_still_succeed(inputs: dict[str
     assert not list(tmp_path.glob("silence.*")) and not list(tmp_path.glob("notes.*"))
 
 
+def test_live_on_a_corrupt_file_is_a_failed_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    assert cli.main(["live", "--input", str(corrupt), "--instant", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"livesub: error: {corrupt}") and len(err.splitlines()) == 1, err
+
+
 def test_unknown_language_is_a_usage_error() -> None:
     run = _livesub("transcribe", FIXTURES / "fleurs-en-004.ogg", "--language", "xx")
     assert run.returncode == 2
