@@ -81,8 +81,11 @@ class MicrophoneSource:
     had not taken the previous ones. A device that vanishes ends the stream: ``lost`` says why.
     """
 
-    #: How long without a block before the device is presumed gone, in seconds.
+    #: How long without a block before the device is presumed gone when PortAudio says its stream
+    #: has stopped, in seconds; and how long even while PortAudio says it is still active (a
+    #: backend can stop calling back without ending the stream).
     STALL_S = 2.0
+    SILENT_DEVICE_S = 10.0
 
     def __init__(
         self,
@@ -151,7 +154,7 @@ class MicrophoneSource:
         except self._sd.PortAudioError as e:
             raise AudioError(f"cannot open input device '{self.device_name}': {e}") from None
         position = 0
-        self.started = loop.time()
+        self.started = last_block = loop.time()
         waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(gone.wait())]
         try:
             while not self._stop.is_set():
@@ -162,10 +165,12 @@ class MicrophoneSource:
                 ready, _ = await asyncio.wait({get, *waits}, timeout=self.STALL_S, return_when=asyncio.FIRST_COMPLETED)
                 if get not in ready:
                     get.cancel()
-                    if not ready and not stream.active:
+                    silent_s = loop.time() - last_block
+                    if not ready and (not stream.active or silent_s >= self.SILENT_DEVICE_S):
                         self.lost = f"input device '{self.device_name}' stopped delivering audio"
                         break
                     continue
+                last_block = loop.time()
                 out = np.ascontiguousarray(resampler.resample_chunk(get.result()), dtype=np.float32)
                 out = out.reshape(-1, self.channels)
                 if len(out):

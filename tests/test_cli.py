@@ -139,7 +139,9 @@ def test_inputs_that_would_overwrite_each_other_are_refused(tmp_path: Path, caps
     assert not list(tmp_path.glob("talk.*"))
 
 
-def test_outputs_that_cannot_be_written_fail_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_outputs_that_cannot_be_written_fail_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     clip = str(FIXTURES / "fleurs-en-004.ogg")

@@ -76,5 +76,5 @@ def test_missing_and_invalid_files_are_one_line_errors(tmp_path: Path) -> None:
     latin1.write_bytes('[asr]\nlanguage = "fr" # français\n'.encode("latin-1"))
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config([latin1])
-    with pytest.raises(ConfigError, match="config file .*: Is a directory"):
+    with pytest.raises(ConfigError, match=r"config file .*: Is a directory"):
         load_config([tmp_path])

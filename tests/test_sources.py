@@ -194,6 +194,18 @@ def test_a_stalled_device_is_noticed(fake_sounddevice: types.ModuleType, monkeyp
     assert source.lost is not None and "stopped delivering audio" in source.lost
 
 
+def test_a_device_that_stops_calling_back_but_stays_active_is_noticed(
+    fake_sounddevice: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    FakeStream.plan = {"blocks": 3}  # its stream stays active after the last block
+    monkeypatch.setattr(MicrophoneSource, "STALL_S", 0.1)
+    monkeypatch.setattr(MicrophoneSource, "SILENT_DEVICE_S", 0.3)
+    source = MicrophoneSource(0, channels=1, block_ms=20)
+    chunks = asyncio.run(_drain(source))
+    assert chunks  # what came before is kept
+    assert source.lost == "input device 'Glasses array' stopped delivering audio"
+
+
 def test_unknown_device_and_channel_count_are_clear(fake_sounddevice: types.ModuleType) -> None:
     with pytest.raises(AudioError, match=r"no input device 'Webcam'.*available: 0: Glasses array \(4 ch\)"):
         MicrophoneSource("Webcam")
