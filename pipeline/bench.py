@@ -54,13 +54,13 @@ class Reference:
 
 def _parse_stm(text: str) -> list[RefUtterance]:
     utterances = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith(";;"):
             continue
         parts = line.split(maxsplit=5)  # file channel speaker start end [<label>] text
         if len(parts) < 5:
-            raise ConfigError(f"not an STM line: {line[:40]!r}")
+            raise ValueError(f"line {number} is not an STM line (file channel speaker start end text)")
         words = parts[5] if len(parts) > 5 else ""
         if words.startswith("<"):
             words = words.split(">", 1)[1] if ">" in words else ""
@@ -73,6 +73,8 @@ def load_reference(path: Path) -> Reference:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read reference {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a reference file (not UTF-8 text)") from None
     try:
         if path.suffix == ".stm":
             utterances = _parse_stm(text)
@@ -83,7 +85,8 @@ def load_reference(path: Path) -> Reference:
             for s in data["segments"]
         ]
     except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"{path}: not a reference file ({type(e).__name__}: {e})") from None
+        why = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        raise ConfigError(f"{path}: not a reference file ({why})") from None
     return Reference(data.get("language"), tuple(utterances), any(u.text for u in utterances), str(path))
 
 

@@ -38,6 +38,15 @@ def test_json_reference_and_bad_files(tmp_path: Path) -> None:
         load_reference(bad)
     with pytest.raises(ConfigError, match="cannot read reference"):
         load_reference(tmp_path / "missing.json")
+    stm = tmp_path / "bad.stm"
+    stm.write_text("talk 1 A 0.0 1.5 hello there\nsecret words\n")
+    with pytest.raises(ConfigError, match=r"bad.stm: not a reference file \(line 2 is not an STM line") as caught:
+        load_reference(stm)
+    assert "secret" not in str(caught.value)  # reference text stays out of messages
+    latin1 = tmp_path / "latin1.stm"
+    latin1.write_bytes("talk 1 A 0.0 1.5 façade\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_reference(latin1)
 
 
 def test_table_shows_ratios_to_the_first_configuration() -> None:
