@@ -5,8 +5,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# libportaudio2: sounddevice (microphone input); apertium + pairs: rule-based translation.
-DEB_PACKAGES ?= libportaudio2 apertium apertium-eng-spa
+# libportaudio2: sounddevice (microphone input); apertium + pairs: rule-based translation;
+# python3-venv when this Python cannot make a virtual environment (Debian's own, without it).
+VENV_PACKAGE := $(shell $(PYTHON) -c "import ensurepip" 2>/dev/null || echo python3-venv)
+DEB_PACKAGES ?= libportaudio2 apertium apertium-eng-spa $(VENV_PACKAGE)
 
 .PHONY: demo test setup system-packages lint clean
 
@@ -37,7 +39,7 @@ system-packages:
 	  || echo "livesub: could not install:$$missing (live microphone input and Apertium translation need them)"
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[models,bench,dev]'
 	touch $@
