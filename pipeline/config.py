@@ -182,6 +182,9 @@ class TtsConfig:
     #: Voice id from models/registry.toml, or a path to a piper .onnx voice.
     voice: str = "piper-joe"
 
+    def __post_init__(self) -> None:
+        _check(not self.enabled, "tts.enabled: speech output is not implemented yet")
+
 
 @dataclass(frozen=True)
 class DisplayConfig:

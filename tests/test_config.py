@@ -40,6 +40,7 @@ def test_unknown_section_is_named() -> None:
         ({"asr": {"beam_size": True}}, "asr.beam_size must be an integer"),
         ({"vad": {"threshold": "high"}}, "vad.threshold must be a number"),
         ({"tts": {"enabled": 1}}, "tts.enabled must be true or false"),
+        ({"tts": {"enabled": True}}, "tts.enabled: speech output is not implemented yet"),
         ({"output": {"formats": "srt"}}, "output.formats must be a list of strings"),
         ({"asr": {"beam_size": 0}}, "beam_size must be between 1 and 10"),
         ({"output": {"formats": ["srt", "docx"]}}, "unknown output format docx"),
