@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import models
+from pipeline.algos.text import UNSPACED
 from pipeline.config import AsrConfig
 from pipeline.errors import ConfigError, ModelError
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Word
@@ -67,10 +68,6 @@ class Hypothesis:
     no_speech_prob: float
     compression_ratio: float
     audio_s: float
-
-
-#: Languages written without spaces between words.
-UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "yue", "bo"})
 
 
 def words_from_alignment(pieces: list[tuple[str, float, float, float]], language: str) -> list[Word]:
@@ -215,7 +212,7 @@ class WhisperDecoder:
         faster-whisper pads every window to 30 s, so one decode costs ~0.55 s here whatever the
         clip's length. The CTranslate2 encoder accepts shorter input: sized to the audio plus
         ``pad_s`` of silence, a 5 s utterance encodes in ~0.1 s instead of ~0.46 s. Measured on
-        33 real clips, WER with 3 s of padding matches the 30 s window (README, "Streaming").
+        33 real clips, WER with 3 s of padding matches the 30 s window (README, "Live subtitles", the Streaming ASR bullet).
         There is no temperature fallback: a live decode must have a bounded cost, so the tokens
         it may generate are bounded by the audio's length too (``TOKENS_PER_S``); the caller
         guards against loops and low confidence.

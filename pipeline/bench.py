@@ -269,7 +269,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 
 def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
-    """The figures for one configuration over all its runs (schema in README, "livesub bench")."""
+    """The figures for one configuration over all its runs (schema in README, "Measuring latency and quality")."""
     audio = sum(r.result.audio_s for r in runs)
     wall = sum(r.result.wall_s for r in runs)
     stages: dict[str, float] = {}

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import sentencepiece
 
+from pipeline.algos.text import UNSPACED
 from pipeline.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -327,8 +328,6 @@ _NLLB_TOKEN = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 _MARIAN_TARGET_TOKEN = re.compile(r"^>>[a-z_A-Z]{2,}<<$")
 _WORD_START = "\u2581"  # SentencePiece's mark for a piece that starts a word
 _SPECIAL = frozenset({"<s>", "</s>", "<pad>", "<unk>"})
-# Target languages written without spaces between words: there, any token may follow the prefix.
-_UNSPACED = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo"})
 
 
 def _read_vocabulary(model_dir: Path, side: str) -> list[str]:
@@ -479,7 +478,7 @@ class Ct2Translator:
 
     def _glues(self, prefix: str, new: list[str]) -> bool:
         """Whether ``new`` would continue the last word of ``prefix`` rather than start a word."""
-        if not new or self.target in _UNSPACED or new[0].startswith(_WORD_START):
+        if not new or self.target in UNSPACED or new[0].startswith(_WORD_START):
             return False
         return prefix[-1].isalnum() and new[0][:1].isalnum()
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.algos.sentences import ends_clause, ends_sentence
+from pipeline.algos.text import ends_clause, ends_sentence
 from pipeline.asr import Hypothesis
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, SpeechSegment, Transcript, Translation, Word

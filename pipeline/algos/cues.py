@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.algos.sentences import ends_clause, ends_sentence
+from pipeline.algos.text import ends_clause, ends_sentence
 from pipeline.events import Transcript, Word
 
 

@@ -10,13 +10,13 @@ side, as SimulStreaming does); a backend that can force a prefix (CTranslate2's
 from __future__ import annotations
 
 from pipeline.algos.agreement import key
-
-#: Source text ending with one of these is a good place to translate.
-BOUNDARY = (".", "?", "!", ",", ";", ":", "。", "？", "！", "，", "；", "：", "、")
+from pipeline.algos.text import ends_clause
 
 
 def at_boundary(source: str) -> bool:
-    return source.rstrip().endswith(BOUNDARY)
+    """Whether source text ends where translating it is a good idea: at a sentence or clause end."""
+    words = source.split()
+    return bool(words) and ends_clause(words[-1])
 
 
 class TargetAgreement:

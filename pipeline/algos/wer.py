@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-_UNSPACED = {"zh", "ja", "th", "lo", "my", "yue"}
+from pipeline.algos.text import UNSPACED
 
 
 def normalise(text: str) -> str:
@@ -25,7 +25,7 @@ def normalise(text: str) -> str:
 
 def tokens(text: str, language: str = "en") -> list[str]:
     text = normalise(text)
-    if language.split("-")[0] in _UNSPACED:
+    if language.split("-")[0] in UNSPACED:
         return [c for c in text if not c.isspace()]
     return text.split()
 

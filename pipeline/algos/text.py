@@ -1,13 +1,16 @@
-"""Where sentences and clauses end, from the punctuation Whisper gives a word.
+"""Facts about written text that several stages need: where sentences and clauses end (from
+the punctuation Whisper gives a word), and which languages are written without spaces.
 
-The live path ends utterances and trims audio after sentence ends; the recordings path breaks
-subtitle cues there. Both ask the same question, so both ask it here.
+The live path ends utterances and trims audio after sentence ends, the recordings path breaks
+subtitle cues there, and incremental translation translates up to a clause end.
 """
 
 from __future__ import annotations
 
 from pipeline.algos.agreement import key
 
+#: Languages written without spaces between words.
+UNSPACED = frozenset({"zh", "ja", "th", "lo", "km", "my", "yue", "bo"})
 SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
 CLAUSE_END = (*SENTENCE_END, ",", ";", ":", "，", "、", "；", "：")
 #: Words with a full stop that do not end a sentence (as ``key`` gives them): titles and common
