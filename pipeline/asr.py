@@ -212,7 +212,8 @@ class WhisperDecoder:
         faster-whisper pads every window to 30 s, so one decode costs ~0.55 s here whatever the
         clip's length. The CTranslate2 encoder accepts shorter input: sized to the audio plus
         ``pad_s`` of silence, a 5 s utterance encodes in ~0.1 s instead of ~0.46 s. Measured on
-        33 real clips, WER with 3 s of padding matches the 30 s window (README, "Live subtitles", the Streaming ASR bullet).
+        33 real clips, WER with 3 s of padding matches the 30 s window
+        (README, "Live subtitles", the Streaming ASR bullet).
         There is no temperature fallback: a live decode must have a bounded cost, so the tokens
         it may generate are bounded by the audio's length too (``TOKENS_PER_S``); the caller
         guards against loops and low confidence.
