@@ -160,13 +160,18 @@ class LiveVadStage:
     def _slice(self, start: int, end: int) -> Samples:
         return self._history[start - self._history_start : end - self._history_start].copy()
 
+    async def _silero_speech(self, start: int, end: int) -> list[tuple[int, int]]:
+        """Silero's speech spans in the audio from stream sample ``start`` to ``end``, as offsets
+        from ``start``; on its own thread, so the event loop keeps taking audio."""
+        assert self._silero is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._silero, self._slice(start, end))
+
     async def _confirm(self, now: int) -> bool:
         if self._silero is None:
             return True
         assert self._start is not None
-        audio = self._slice(self._start, now)
-        loop = asyncio.get_running_loop()
-        return bool(await loop.run_in_executor(self._executor, self._silero, audio))
+        return bool(await self._silero_speech(self._start, now))
 
     async def _advance(self, now: int) -> list[SpeechSegment]:
         """Sends the open utterance's new audio, once confirmed."""
@@ -199,8 +204,7 @@ class LiveVadStage:
             return []
         self._next_tail = now + int(CONFIRM_EVERY_S * SAMPLE_RATE)
         begin = max(self._start, now - int(TAIL_S * SAMPLE_RATE))
-        loop = asyncio.get_running_loop()
-        spans = await loop.run_in_executor(self._executor, self._silero, self._slice(begin, now))
+        spans = await self._silero_speech(begin, now)
         speech_end = begin + spans[-1][1] if spans else begin
         if now - speech_end < self._config.end_silence_ms * SAMPLE_RATE // 1000:
             return []
