@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -202,16 +203,16 @@ def test_a_second_ctrl_c_still_saves_what_was_finished(
     real_session = pipeline.live.run_session
     finals: list[str] = []
 
-    async def interrupted_session(*args: Any, **kwargs: Any) -> SessionResult:
-        on_emission = args[3]
-
+    async def interrupted_session(
+        config: Any, decoder: Any, source: Any, on_emission: Callable[[Emission], None], **kwargs: Any
+    ) -> SessionResult:
         def then_interrupt(emission: Emission) -> None:
             on_emission(emission)
             if isinstance(emission.event, Transcript) and emission.event.final and emission.event.committed:
                 finals.append(emission.event.committed)
                 raise KeyboardInterrupt
 
-        return await real_session(*args[:3], then_interrupt, **kwargs)
+        return await real_session(config, decoder, source, then_interrupt, **kwargs)
 
     monkeypatch.setattr(pipeline.live, "run_session", interrupted_session)
     conversation = str(FIXTURES / "en_conversation_2spk_30s.wav")

@@ -130,6 +130,9 @@ def test_user_paths(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a CTranslate2 model directory"):
         models.resolve(str(own), "whisper")
     (own / "model.bin").write_bytes(b"x")
+    with pytest.raises(ModelError, match=r"no tokenizer\.json"):  # faster-whisper would fetch one from the hub
+        models.resolve(str(own), "whisper")
+    (own / "tokenizer.json").write_text("{}")
     assert models.resolve(str(own), "whisper") == own
     voice = tmp_path / "voices" / "me.onnx"
     voice.parent.mkdir()
