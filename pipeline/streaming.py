@@ -63,6 +63,8 @@ COVER_TOLERANCE_S = 0.05
 #: A sentence is final as soon as a hypothesis covering this much silence after it ends with it,
 #: or as soon as the next sentence began after a pause VAD heard, in seconds.
 SENTENCE_PAUSE_S = 0.25
+#: A final whose last word ends this long before the utterance's speech is taken to have stopped early, in s.
+STOPPED_EARLY_S = 1.0
 #: A sentence end two consecutive hypotheses agree on ends the utterance once this much audio
 #: followed it, in seconds (quick turn-taking, no pause).
 QUICK_END_S = 0.8
@@ -146,10 +148,6 @@ class _Utterance:
             self.audio = [np.concatenate(self.audio)]
         return self.audio[0] if self.audio else np.zeros(0, dtype=np.float32)
 
-    def buffer(self, end: int | None = None) -> Samples:
-        """The audio to decode: from the trim point to ``end``."""
-        return self.whole[self.trim : end]
-
 
 class StreamingAsrStage:
     """SpeechSegment pieces -> Transcript partials and finals, utterance by utterance."""
@@ -171,6 +169,7 @@ class StreamingAsrStage:
         self.compute_seconds = 0.0
         self.reused_finals = 0
         self.sentence_finals = 0  # utterances ended at a sentence end before VAD closed them
+        self.whole_finals = 0  # finals decoded again whole because they had stopped early
         #: The most audio ever waiting for recognition, in seconds (how far it fell behind).
         self.backlog_max_s = 0.0
 
@@ -188,12 +187,12 @@ class StreamingAsrStage:
         finally:
             self.compute_seconds += time.perf_counter() - started
 
-    def _prompt(self, utterance: _Utterance) -> str:
+    def _prompt(self, utterance: _Utterance, whole: bool = False) -> str:
         """The utterance's committed words before the trim point (the decoded audio starts
-        after them), after the previous utterance's text when it ended just before this one
-        began (a speaker's sentence cut by a short pause)."""
+        after them; none when the ``whole`` utterance is decoded), after the previous utterance's
+        text when it ended just before this one began (a speaker's sentence cut by a short pause)."""
         language = self.language or self._heard_language
-        trim_s = (utterance.start + utterance.trim) / SAMPLE_RATE
+        trim_s = (utterance.start + (0 if whole else utterance.trim)) / SAMPLE_RATE
         before_trim = join_words([w for w in utterance.agreement.committed if w.start < trim_s], language)
         text, end = self._previous
         gap = utterance.start / SAMPLE_RATE - end
@@ -204,25 +203,28 @@ class StreamingAsrStage:
         )
         return (context + " " + before_trim).strip()[-PROMPT_CHARS:]
 
-    async def _hypothesis(self, utterance: _Utterance, end: int, beam_size: int, task: str | None = None) -> list[Word]:
-        """Decodes the utterance's audio up to ``end`` and returns the guarded words, in stream seconds.
-        With ``task`` other than the stage's own (the source text of a translated utterance), the
-        utterance's state is left as it is."""
+    async def _hypothesis(
+        self, utterance: _Utterance, end: int, beam_size: int, task: str | None = None, whole: bool = False
+    ) -> list[Word]:
+        """Decodes the utterance's audio up to ``end`` (from the trim point, or from its start when
+        ``whole``) and returns the guarded words, in stream seconds. With ``task`` other than the
+        stage's own (the source text of a translated utterance), the utterance's state is left as it is."""
         own = task is None
-        audio = utterance.buffer(end)
+        begin = 0 if whole else utterance.trim
+        audio = utterance.whole[begin:end]
         if len(audio) < MIN_AUDIO_S * SAMPLE_RATE:
             if own:
                 utterance.decoded = end
             return []
         loop = asyncio.get_running_loop()
-        prompt = self._prompt(utterance) if own else ""
+        prompt = self._prompt(utterance, whole) if own else ""
         hypothesis = await loop.run_in_executor(
             self._executor, self._decode, audio, beam_size, prompt, task or self._task
         )
         if own:
             utterance.decoded = end
             utterance.logprob = hypothesis.avg_logprob
-        offset = (utterance.start + utterance.trim) / SAMPLE_RATE
+        offset = (utterance.start + begin) / SAMPLE_RATE
         if hypothesis.no_speech_prob > NO_SPEECH_PROB and hypothesis.avg_logprob < LOW_LOGPROB:
             return []
         words = [
@@ -418,6 +420,16 @@ class StreamingAsrStage:
             # tail after a trim decoded alone came out as "dado en" for eight words heard before.
             if latest and utterance.logprob < LOW_LOGPROB and latest_logprob > utterance.logprob:
                 words = [w for w in latest if w.start < end_s]
+        # After a trim Whisper hears the rest of a sentence with its start as the prompt, and at
+        # times stops early: "...had then leisure to consider how much" for 2 s more of quiet
+        # speech. A final that ends that far before the speech does is decoded again whole, as
+        # offline Whisper would hear it, and the decode that reaches further is kept.
+        speech_end_s = (utterance.start + speech_end) / SAMPLE_RATE
+        if utterance.trim and words and speech_end_s - words[-1].end > STOPPED_EARLY_S:
+            whole = await self._hypothesis(utterance, utterance.end, self._config.final_beam_size, whole=True)
+            self.whole_finals += 1
+            if whole and whole[-1].end > words[-1].end:
+                words = whole
         utterance.agreement.finish(words)
         if self.language is None:  # auto: the first finished utterance decides
             self.language = self._heard_language

@@ -373,3 +373,24 @@ def test_a_final_decode_whisper_is_unsure_of_gives_way_to_the_latest_hypothesis(
     assert len(decoder.calls) == 1  # it did decode again...
     # ...and kept what it had heard before, rather than "en".
     assert final is not None and final.committed == "The quick brown fox jumps over the lazy"
+
+
+def test_a_final_that_stopped_early_after_a_trim_is_decoded_again_whole() -> None:
+    # After a trim, Whisper heard "fox jumps" with "The quick brown" as its prompt and stopped,
+    # though the speech went on for 1.5 s more ("...had then leisure to consider how much").
+    decoder = ScriptedDecoder()
+    heard = [Word(t, s, e) for t, s, e in SCRIPT if e <= 2.1]
+    utterance = _closed(3.62, heard, -0.3)
+    for _ in range(2):
+        utterance.agreement.update(heard[:3])
+    utterance.trim = int(1.25 * SAMPLE_RATE)
+    stage = _stage(decoder)
+    final = asyncio.run(stage._final(utterance))
+    assert final is not None and final.committed == "The quick brown fox jumps over the lazy dog."
+    assert decoder.calls == [(3.8, 5)] and stage.whole_finals == 1  # once, all of it, at the final beam size
+    # Where the final reaches the speech's end, nothing more is decoded.
+    utterance = _closed(3.62, [Word(t, s, e) for t, s, e in SCRIPT], -0.3)
+    utterance.trim = int(1.25 * SAMPLE_RATE)
+    decoder.calls.clear()
+    asyncio.run(stage._final(utterance))
+    assert decoder.calls == []
