@@ -484,7 +484,9 @@ def run_bench(
     realtime: bool,
     repeat: int = 1,
     progress: Any = None,
-) -> tuple[list[tuple[str, dict[str, Any]]], list[list[Run]]]:
+) -> tuple[list[tuple[str, dict[str, Any]]], list[list[Run]], bool]:
+    """Plays every input ``repeat`` times per configuration. Returns the reports, the runs and
+    whether all of them finished: Ctrl-C stops at once, and what finished is still reported."""
     references = [find_reference(path, refs[i] if i < len(refs) else None) for i, path in enumerate(inputs)]
     reports = []
     all_runs = []
@@ -494,13 +496,19 @@ def run_bench(
         if model not in decoders:
             decoders[model] = WhisperDecoder(config.asr)
         decoder = decoders[model]
-        runs = []
-        for _ in range(repeat):
-            for path, reference in zip(inputs, references, strict=True):
-                started = time.perf_counter()
-                runs.append(play(config, decoder, path, reference, realtime))
-                if progress:
-                    progress(f"{name}: {path.name} done in {time.perf_counter() - started:.1f} s")
+        runs: list[Run] = []
+        try:
+            for _ in range(repeat):
+                for path, reference in zip(inputs, references, strict=True):
+                    started = time.perf_counter()
+                    runs.append(play(config, decoder, path, reference, realtime))
+                    if progress:
+                        progress(f"{name}: {path.name} done in {time.perf_counter() - started:.1f} s")
+        except KeyboardInterrupt:
+            if runs:
+                reports.append((name, report(runs, realtime)))
+                all_runs.append(runs)
+            return reports, all_runs, False
         reports.append((name, report(runs, realtime)))
         all_runs.append(runs)
-    return reports, all_runs
+    return reports, all_runs, True

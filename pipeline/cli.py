@@ -346,19 +346,26 @@ def _bench(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"livesub: {message}", file=sys.stderr)
 
-    reports, runs = bench.run_bench(
+    reports, runs, complete = bench.run_bench(
         args.inputs, args.ref, configs, realtime=args.mode == "realtime", repeat=args.repeat, progress=progress
     )
+    if not reports:
+        print("livesub: interrupted before any run finished; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(bench.table(reports))
     if args.json:
         first = reports[0][1]
-        document = {**first, "config": reports[0][0]}
+        document = {**first, "config": reports[0][0], "complete": complete}
         if len(reports) > 1:
             document["compare"] = [{"config": name, **r} for name, r in reports]
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     if args.plot:
         bench.plot(runs[0], args.mode == "realtime", args.plot)
+    if not complete:
+        finished = sum(len(r) for r in runs)
+        print(f"livesub: interrupted; the report covers the {finished} runs that finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -409,8 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"livesub: error: {e}", file=sys.stderr)
         return EXIT_FAILED if isinstance(e, AudioError) else EXIT_USAGE
     except KeyboardInterrupt:
-        kept = "" if args.command == "bench" else "; what was finished has been written"  # bench reports at the end
-        print(f"livesub: interrupted{kept}", file=sys.stderr)
+        print("livesub: interrupted; what was finished has been written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug: still one line, with a way to see more
         log.debug("unexpected error", exc_info=True)

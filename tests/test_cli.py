@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -176,3 +178,26 @@ def test_own_model_directory_and_tiny_en(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert wer(reference("fleurs-en-004.ogg"), (tmp_path / "fleurs-en-004.txt").read_text()) <= 0.2
     assert [p.name for p in tmp_path.iterdir()] == ["fleurs-en-004.txt"]
+
+
+def test_an_interrupted_bench_still_reports_the_runs_that_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline import bench
+
+    real_play = bench.play
+    played: list[Path] = []
+
+    def play_then_interrupt(*args: Any) -> bench.Run:
+        if played:
+            raise KeyboardInterrupt  # Ctrl-C during the second run
+        played.append(args[2])
+        return real_play(*args)
+
+    monkeypatch.setattr(bench, "play", play_then_interrupt)
+    report = tmp_path / "report.json"
+    clip = str(FIXTURES / "fleurs-en-004.ogg")
+    assert cli.main(["bench", clip, "--mode", "instant", "--repeat", "2", "--json", str(report)]) == 130
+    document = json.loads(report.read_text(encoding="utf-8"))
+    assert document["complete"] is False and document["utterances"] == {"reference": 1, "finalized": 1, "dropped": 0}
+    assert "the report covers the 1 runs that finished" in capsys.readouterr().err
