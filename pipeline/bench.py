@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import resource
 import time
 from dataclasses import dataclass, field
@@ -40,8 +39,6 @@ from pipeline.errors import ConfigError
 from pipeline.events import SAMPLE_RATE, Samples, Transcript, Translation
 from pipeline.live import SessionResult, run_session
 from pipeline.sources import FileSource
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

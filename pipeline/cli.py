@@ -20,8 +20,6 @@ from pipeline.config import OUTPUT_FORMATS, Config, load_config
 from pipeline.errors import AudioError, ConfigError, LivesubError
 from pipeline.events import Transcript, Translation
 
-log = logging.getLogger("livesub")
-
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -419,7 +417,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("livesub: interrupted; what was finished has been written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug: still one line, with a way to see more
-        log.debug("unexpected error", exc_info=True)
         print(f"livesub: internal error: {type(e).__name__}: {e} (run with -v for details)", file=sys.stderr)
         if args.verbose:
             raise

@@ -9,7 +9,6 @@ position in the audio at that moment.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import time
 from collections.abc import Callable
@@ -25,8 +24,6 @@ from pipeline.streaming import StreamingAsrStage
 from pipeline.subtitles import SubtitleStage
 from pipeline.translate import TranslationStage, choose_backend, text_translator
 from pipeline.vad import LiveVadStage
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ block over, and when the hand-over queue is full the block is dropped and counte
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ import soxr
 from pipeline.audio import AudioReader
 from pipeline.errors import AudioError
 from pipeline.events import SAMPLE_RATE, AudioChunk, Samples
-
-log = logging.getLogger(__name__)
 
 
 class FileSource:

@@ -410,10 +410,12 @@ class StreamingAsrStage:
         covered = utterance.decoded >= speech_end - COVER_TOLERANCE_S * SAMPLE_RATE
         end_s = (utterance.start + utterance.end) / SAMPLE_RATE
         latest, latest_logprob = utterance.hypothesis, utterance.logprob
+        how = "reused the latest hypothesis"
         if self._config.reuse_hypothesis and covered and latest is not None and utterance.final_quality:
             words = [w for w in latest if w.start < end_s]
             self.reused_finals += 1
         else:
+            how = "decoded"
             words = await self._hypothesis(utterance, utterance.end, self._config.final_beam_size)
             # A decode Whisper itself would reject (it would retry at a higher temperature): the
             # latest hypothesis, which heard nearly all of it, is the better final. In noise, the
@@ -428,9 +430,12 @@ class StreamingAsrStage:
         if utterance.trim and words and speech_end_s - words[-1].end > STOPPED_EARLY_S:
             whole = await self._hypothesis(utterance, utterance.end, self._config.final_beam_size, whole=True)
             self.whole_finals += 1
+            how += ", stopped early, decoded again whole"
             if whole and whole[-1].end > words[-1].end:
                 words = whole
         utterance.agreement.finish(words)
+        start_s, _ = self._span(utterance)
+        log.info("utterance %d final, %.2f-%.2f s, %d words: %s", utterance.id, start_s, end_s, len(words), how)
         if self.language is None:  # auto: the first finished utterance decides
             self.language = self._heard_language
         final = self._transcript(utterance, final=True)

@@ -12,7 +12,6 @@ the first pass found.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
@@ -29,8 +28,6 @@ from pipeline.progress import Progress
 from pipeline.runner import Stage, run_pipeline
 from pipeline.translate import TranslationStage, text_translator
 from pipeline.vad import RecordingSpeechStage
-
-log = logging.getLogger(__name__)
 
 #: How often, in seconds of wall time, the JSON document is rewritten during a run.
 JSON_INTERVAL_S = 5.0

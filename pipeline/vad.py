@@ -223,6 +223,8 @@ class LiveVadStage:
             self._utterance += 1
         else:
             self.rejected += 1
+            span = f"{self._start / SAMPLE_RATE:.2f}-{end / SAMPLE_RATE:.2f} s"
+            log.info("VAD: %s rejected: Silero heard no speech in it", span)
         self._start = None
         self._confirmed = False
         self._gate.pauses.clear()

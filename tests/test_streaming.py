@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pipeline.algos.text import ends_clause, ends_sentence
 from pipeline.asr import Hypothesis
@@ -394,3 +396,13 @@ def test_a_final_that_stopped_early_after_a_trim_is_decoded_again_whole() -> Non
     decoder.calls.clear()
     asyncio.run(stage._final(utterance))
     assert decoder.calls == []
+
+
+def test_logs_say_how_each_final_was_made_and_never_what_was_said(caplog: pytest.LogCaptureFixture) -> None:
+    decoder = ScriptedDecoder()
+    with caplog.at_level(logging.INFO, logger="pipeline.streaming"):
+        transcripts = asyncio.run(_collect(_stage(decoder), _pieces([(0, 0.0, 3.8)])))
+    assert transcripts[-1].final and transcripts[-1].committed == "The quick brown fox jumps over the lazy dog."
+    [record] = [r for r in caplog.records if "final" in r.getMessage()]
+    assert record.getMessage().startswith("utterance 0 final, 0.00-3.80 s, 9 words: ")
+    assert not {"quick", "brown", "fox", "jumps", "lazy", "dog"} & set(caplog.text.lower().split())
