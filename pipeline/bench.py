@@ -488,6 +488,7 @@ def run_bench(
     reports = []
     all_runs = []
     decoders: dict[tuple[str, str, int], WhisperDecoder] = {}  # one model load per distinct model
+    complete = True
     for name, config in configs:
         model = (config.asr.model, config.asr.compute_type, config.asr.threads)
         if model not in decoders:
@@ -502,10 +503,10 @@ def run_bench(
                     if progress:
                         progress(f"{name}: {path.name} done in {time.perf_counter() - started:.1f} s")
         except KeyboardInterrupt:
-            if runs:
-                reports.append((name, report(runs, realtime)))
-                all_runs.append(runs)
-            return reports, all_runs, False
-        reports.append((name, report(runs, realtime)))
-        all_runs.append(runs)
-    return reports, all_runs, True
+            complete = False
+        if runs:
+            reports.append((name, report(runs, realtime)))
+            all_runs.append(runs)
+        if not complete:
+            break
+    return reports, all_runs, complete
