@@ -286,11 +286,9 @@ class StreamingAsrStage:
         # has re-worded the committed words (in noise it hears the start of a sentence better
         # once it has heard more), their times may be wrong, and a cut there could take away
         # the audio of words not yet committed.
-        for tier in ("sentence", "clause", "word"):
+        for ends in (ends_sentence, ends_clause, None):  # None: after any word
             for word, after in reversed(candidates):
-                if tier == "sentence" and not ends_sentence(word.text):
-                    continue
-                if tier == "clause" and not ends_clause(word.text):
+                if ends is not None and not ends(word.text):
                     continue
                 if not _said_again(word, utterance.hypothesis or []):
                     continue
