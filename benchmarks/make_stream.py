@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from pipeline.audio import read_all
 from pipeline.bench import build_stream
 from pipeline.events import SAMPLE_RATE
+from pipeline.inputs.audio import read_all
 
 
 def main() -> None:

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.algos.wer import corpus_wer, edit_distance, tokens
-from pipeline.audio import read_all
 from pipeline.bench import find_reference
 from pipeline.config import load_config
 from pipeline.events import SAMPLE_RATE
+from pipeline.inputs.audio import read_all
 from pipeline.models import resolve
 
 

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from pipeline.algos.wer import corpus_wer
-from pipeline.asr import WhisperDecoder
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import load_config
 from pipeline.transcribe import transcribe_file
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sacrebleu
 
-from pipeline.asr import WhisperDecoder
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import load_config
 
 

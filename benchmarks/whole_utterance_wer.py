@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.algos.wer import edit_distance, tokens
-from pipeline.asr import WhisperDecoder
-from pipeline.audio import read_all
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.bench import find_reference
 from pipeline.config import AsrConfig
 from pipeline.events import SAMPLE_RATE
+from pipeline.inputs.audio import read_all
 
 
 def _finals(bench: dict[str, Any], stream: Path, run: int) -> list[dict[str, Any]]:

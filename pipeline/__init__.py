@@ -1,7 +1,8 @@
 """livesub: offline streaming speech translation.
 
 Public API: the event types, the configuration, the model resolver and the runner. Stages live
-in their own modules (``pipeline.vad``, ``pipeline.asr``, ...), pure algorithms in
+in ``pipeline.stages``, the models they call in ``pipeline.backends``, audio in ``pipeline.inputs``,
+outputs in ``pipeline.outputs``, pure algorithms in
 ``pipeline.algos``.
 """
 

@@ -32,13 +32,13 @@ from pipeline.algos.metrics import (
     word_emissions,
 )
 from pipeline.algos.wer import corpus_wer
-from pipeline.asr import WhisperDecoder
-from pipeline.audio import read_all
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.events import SAMPLE_RATE, Samples, Transcript, Translation
+from pipeline.inputs.audio import read_all
+from pipeline.inputs.sources import FileSource
 from pipeline.live import SessionResult, run_session
-from pipeline.sources import FileSource
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ def build_stream(
     """Single clips joined into one multi-utterance stream, with pauses, and its reference
     segments: each clip's speech span (Silero on the clip alone) and text (the .txt beside it).
     With ``level_dbfs``, each clip is scaled so that its speech span has that RMS level."""
+    from pipeline.backends.silero import SileroDetector
     from pipeline.config import VadConfig
-    from pipeline.vad import SileroDetector
 
     detect = SileroDetector(VadConfig(), max_speech_s=30.0, min_silence_ms=300, speech_pad_ms=0)
     pieces = [np.zeros(int(lead_s * SAMPLE_RATE), dtype=np.float32)]
@@ -133,8 +133,8 @@ def find_reference(audio: Path, given: Path | None) -> Reference:
     for candidate in (audio.with_suffix(".ref.json"), audio.with_suffix(".stm")):
         if candidate.is_file():
             return load_reference(candidate)
+    from pipeline.backends.silero import SileroDetector
     from pipeline.config import VadConfig
-    from pipeline.vad import SileroDetector
 
     regions = SileroDetector(VadConfig(), 30.0, 500, 0)(read_all(audio))
     utterances = tuple(RefUtterance(s / 16000, e / 16000) for s, e in regions)

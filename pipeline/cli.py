@@ -160,9 +160,9 @@ def _writable(path: Path, *, directory: bool = False) -> None:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from pipeline.asr import WhisperDecoder
+    from pipeline.backends.whisper import WhisperDecoder
+    from pipeline.stages.translate import choose_backend
     from pipeline.transcribe import transcribe_file
-    from pipeline.translate import choose_backend
 
     config = _config(args)
     choose_backend(config)  # an impossible pair fails before the model loads
@@ -195,16 +195,16 @@ def _live(args: argparse.Namespace) -> int:
     import asyncio
     import time
 
-    from pipeline.asr import WhisperDecoder
-    from pipeline.formats import TranscriptWriter
+    from pipeline.backends.whisper import WhisperDecoder
+    from pipeline.inputs.sources import FileSource, MicrophoneSource, Source, list_input_devices
     from pipeline.live import Emission, run_session
-    from pipeline.sources import FileSource, MicrophoneSource, Source, list_input_devices
-    from pipeline.view import JsonlWriter, TerminalView, event_record
+    from pipeline.outputs.formats import TranscriptWriter
+    from pipeline.outputs.view import JsonlWriter, TerminalView, event_record
 
     if args.list_devices:
         print("\n".join(list_input_devices()) or "no input devices")
         return 0
-    from pipeline.translate import choose_backend
+    from pipeline.stages.translate import choose_backend
 
     config = _config(args)
     choose_backend(config)  # an impossible pair fails before the model loads
@@ -310,7 +310,7 @@ def _bench(args: argparse.Namespace) -> int:
     import json
 
     from pipeline import bench
-    from pipeline.translate import choose_backend
+    from pipeline.stages.translate import choose_backend
 
     if args.repeat < 1:
         raise ConfigError("--repeat must be at least 1")

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.asr import WhisperDecoder
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import Config
 from pipeline.events import Subtitle, Transcript, Translation
+from pipeline.inputs.sources import Source
 from pipeline.runner import Stage, run_pipeline
-from pipeline.sources import Source
-from pipeline.streaming import StreamingAsrStage
-from pipeline.subtitles import SubtitleStage
-from pipeline.translate import TranslationStage, choose_backend, text_translator
-from pipeline.vad import LiveVadStage
+from pipeline.stages.streaming import StreamingAsrStage
+from pipeline.stages.subtitles import SubtitleStage
+from pipeline.stages.translate import TranslationStage, choose_backend, text_translator
+from pipeline.stages.vad import LiveVadStage
 
 
 @dataclass(frozen=True)

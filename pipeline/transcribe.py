@@ -18,16 +18,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.asr import RecordingAsrStage, WhisperDecoder
-from pipeline.audio import AudioReader
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import Config
 from pipeline.errors import AudioError
 from pipeline.events import AudioChunk, Transcript, Translation
-from pipeline.formats import TranscriptWriter
-from pipeline.progress import Progress
+from pipeline.inputs.audio import AudioReader
+from pipeline.outputs.formats import TranscriptWriter
+from pipeline.outputs.progress import Progress
 from pipeline.runner import Stage, run_pipeline
-from pipeline.translate import TranslationStage, text_translator
-from pipeline.vad import RecordingSpeechStage
+from pipeline.stages.asr import RecordingAsrStage
+from pipeline.stages.translate import TranslationStage, text_translator
+from pipeline.stages.vad import RecordingSpeechStage
 
 #: How often, in seconds of wall time, the JSON document is rewritten during a run.
 JSON_INTERVAL_S = 5.0

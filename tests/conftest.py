@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from pipeline.asr import WhisperDecoder
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import AsrConfig
 
 FIXTURES = Path(__file__).resolve().parent.parent / "audio_fixtures"

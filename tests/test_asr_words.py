@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.asr import PEAK_DBFS, QUIET_DBFS, audible, compression_ratio, words_from_alignment
+from pipeline.backends.whisper import PEAK_DBFS, QUIET_DBFS, audible, compression_ratio, words_from_alignment
 
 
 def _texts(pieces: list[tuple[str, float, float, float]], language: str) -> list[str]:

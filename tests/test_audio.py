@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from pipeline.audio import AudioReader, read_all
 from pipeline.errors import AudioError
 from pipeline.events import SAMPLE_RATE
+from pipeline.inputs.audio import AudioReader, read_all
 
 from .conftest import FIXTURES
 

@@ -13,7 +13,7 @@ from pipeline.bench import Reference, Run, load_reference, table, translated_utt
 from pipeline.errors import ConfigError
 from pipeline.events import Subtitle, Transcript, Translation
 from pipeline.live import Emission, SessionResult
-from pipeline.view import TerminalView, event_record
+from pipeline.outputs.view import TerminalView, event_record
 
 from .conftest import FIXTURES
 

@@ -15,7 +15,7 @@ import soundfile
 
 from pipeline import cli, models
 from pipeline.algos.wer import wer
-from pipeline.audio import read_all
+from pipeline.inputs.audio import read_all
 
 from .conftest import FIXTURES, reference
 

@@ -10,7 +10,7 @@ import webvtt
 
 from pipeline.algos.cues import cues_for, wrap_lines
 from pipeline.events import Transcript, Word
-from pipeline.formats import TranscriptWriter, timestamp
+from pipeline.outputs.formats import TranscriptWriter, timestamp
 
 
 def _segment(text: str, start: float, seconds_per_word: float = 0.4, utterance: int = 0) -> Transcript:

@@ -19,12 +19,12 @@ import soundfile
 
 from pipeline.algos.metrics import RefUtterance, TimedTranscript, utterance_timings
 from pipeline.algos.wer import wer
-from pipeline.asr import EXTRA_TOKENS, TOKENS_PER_S, WhisperDecoder
+from pipeline.backends.whisper import EXTRA_TOKENS, TOKENS_PER_S, WhisperDecoder
 from pipeline.bench import build_stream, load_reference
 from pipeline.config import load_config
 from pipeline.events import SAMPLE_RATE, Transcript
+from pipeline.inputs.sources import FileSource
 from pipeline.live import Emission, SessionResult, run_session
-from pipeline.sources import FileSource
 
 from .conftest import FIXTURES
 

@@ -17,7 +17,7 @@ import soundfile
 
 from pipeline.errors import AudioError
 from pipeline.events import SAMPLE_RATE, AudioChunk
-from pipeline.sources import FileSource, MicrophoneSource
+from pipeline.inputs.sources import FileSource, MicrophoneSource
 
 
 async def _drain(source: Any, limit: int | None = None) -> list[AudioChunk]:

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from pipeline.algos.wer import wer
-from pipeline.asr import WhisperDecoder
-from pipeline.audio import read_all
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import load_config
 from pipeline.events import SAMPLE_RATE
-from pipeline.sources import FileSource
-from pipeline.vad import LiveVadStage
+from pipeline.inputs.audio import read_all
+from pipeline.inputs.sources import FileSource
+from pipeline.stages.vad import LiveVadStage
 
 from .conftest import FIXTURES, reference
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from pipeline.algos.text import ends_clause, ends_sentence
-from pipeline.asr import Hypothesis
+from pipeline.backends.whisper import Hypothesis
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, SpeechSegment, Transcript, Translation, Word
-from pipeline.streaming import StreamingAsrStage, _Utterance
+from pipeline.stages.streaming import StreamingAsrStage, _Utterance
 
 # The "speaker" says these words; times are seconds from the utterance's start.
 SCRIPT = [
@@ -400,7 +400,7 @@ def test_a_final_that_stopped_early_after_a_trim_is_decoded_again_whole() -> Non
 
 def test_logs_say_how_each_final_was_made_and_never_what_was_said(caplog: pytest.LogCaptureFixture) -> None:
     decoder = ScriptedDecoder()
-    with caplog.at_level(logging.INFO, logger="pipeline.streaming"):
+    with caplog.at_level(logging.INFO, logger="pipeline.stages.streaming"):
         transcripts = asyncio.run(_collect(_stage(decoder), _pieces([(0, 0.0, 3.8)])))
     assert transcripts[-1].final and transcripts[-1].committed == "The quick brown fox jumps over the lazy dog."
     [record] = [r for r in caplog.records if "final" in r.getMessage()]

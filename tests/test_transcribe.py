@@ -11,7 +11,7 @@ import srt
 import webvtt
 
 from pipeline.algos.wer import wer
-from pipeline.asr import WhisperDecoder
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import Config, load_config
 from pipeline.transcribe import transcribe_file
 

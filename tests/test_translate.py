@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.algos.metrics import retractions
+from pipeline.backends.translators import apertium_pairs
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError
 from pipeline.events import Transcript, Translation
-from pipeline.translate import TranslationStage, choose_backend
-from pipeline.translators import apertium_pairs
+from pipeline.stages.translate import TranslationStage, choose_backend
 
 WORDS = {"hola": "hello", "amigo": "friend", "cómo": "how", "estás": "are you", "bien": "well", "y": "and", "tú": "you"}
 
@@ -134,7 +134,7 @@ def test_apertium_is_chosen_where_its_pair_is_installed() -> None:
 def test_a_real_ctranslate2_model_in_the_stage_never_retracts(tmp_path: Path) -> None:
     """The tiny random-weight model (tests/tiny_ct2.py) through the stage: its output is nonsense,
     but decoding with the committed words forced as the target prefix is real."""
-    from pipeline.translators import Ct2Translator
+    from pipeline.backends.translators import Ct2Translator
 
     from .tiny_ct2 import build_tiny_model
 

@@ -13,12 +13,12 @@ import sacrebleu
 
 from pipeline.algos.metrics import retractions
 from pipeline.algos.wer import wer
-from pipeline.asr import WhisperDecoder
+from pipeline.backends.translators import apertium_pairs
+from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import load_config
 from pipeline.events import Transcript, Translation
+from pipeline.inputs.sources import FileSource
 from pipeline.live import SessionResult, run_session
-from pipeline.sources import FileSource
-from pipeline.translators import apertium_pairs
 
 from .conftest import FIXTURES, reference
 

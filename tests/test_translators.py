@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.backends.translators import ApertiumTranslator, Ct2Translator, apertium_pairs, iso639_1
 from pipeline.errors import ConfigError, ModelError
-from pipeline.translators import ApertiumTranslator, Ct2Translator, apertium_pairs, iso639_1
 
 from .tiny_ct2 import KINDS, build_tiny_model
 

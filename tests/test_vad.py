@@ -11,8 +11,8 @@ import soundfile
 from pipeline.bench import build_stream
 from pipeline.config import load_config
 from pipeline.events import SAMPLE_RATE
-from pipeline.sources import FileSource
-from pipeline.vad import LiveVadStage
+from pipeline.inputs.sources import FileSource
+from pipeline.stages.vad import LiveVadStage
 
 from .conftest import FIXTURES
 

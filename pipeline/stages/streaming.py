@@ -44,7 +44,7 @@ import numpy as np
 
 from pipeline.algos.agreement import ANCHOR_S, LocalAgreement, cut_repetition, cut_unheard, key
 from pipeline.algos.text import SENTENCE_END, UNSPACED, ends_clause, ends_sentence
-from pipeline.asr import Hypothesis, WhisperDecoder
+from pipeline.backends.whisper import Hypothesis, WhisperDecoder
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Translation, Word
 

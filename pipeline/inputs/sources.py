@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import soxr
 
-from pipeline.audio import AudioReader
 from pipeline.errors import AudioError
 from pipeline.events import SAMPLE_RATE, AudioChunk, Samples
+from pipeline.inputs.audio import AudioReader
 
 
 class FileSource:

@@ -5,8 +5,8 @@ these are what is real; README, "Translation"):
 
 - **whisper**: Whisper's own speech-to-English translation. It is not a stage of its own: the
   streaming recogniser decodes with ``task="translate"`` and emits Translation events directly
-  (``pipeline.streaming``), with the same commit policy as recognition.
-- **apertium**: Debian's rule-based pairs, text to text (``pipeline.translators``).
+  (``pipeline.stages.streaming``), with the same commit policy as recognition.
+- **apertium**: Debian's rule-based pairs, text to text (``pipeline.backends.translators``).
 - **ctranslate2**: a converted OPUS-MT / NLLB / M2M100 model the user brings, text to text,
   with the committed translation forced as the target prefix.
 
@@ -27,10 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipeline.algos.incremental import TargetAgreement, at_boundary
+from pipeline.backends.translators import ApertiumTranslator, Ct2Translator, TextTranslator, apertium_pairs
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.events import Transcript, Translation
-from pipeline.translators import ApertiumTranslator, Ct2Translator, TextTranslator, apertium_pairs
 
 #: Committed source words that are translated even without a clause end after them.
 MAX_UNTRANSLATED_WORDS = 8

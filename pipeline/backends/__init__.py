@@ -1,0 +1,1 @@
+"""The models and programs the stages call: Whisper, Silero, translators."""

@@ -1,0 +1,1 @@
+"""Where audio comes from: files and microphones."""

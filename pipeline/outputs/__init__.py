@@ -1,0 +1,1 @@
+"""Where a session's events go: the terminal, JSONL, transcript files, progress."""
