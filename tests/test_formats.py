@@ -116,3 +116,19 @@ def test_a_cue_does_not_break_after_a_title() -> None:
     cues = cues_for(_segment(text, 0.0), max_chars=84, max_seconds=30.0)
     # No sentence or clause ends in the second half of the first cue's words: it is cut where it is full.
     assert [c.text for c in cues] == [text.removesuffix(" the old mill"), "the old mill"]
+
+
+def test_srt_is_what_srt_composes_and_blank_lines_do_not_split_a_cue(tmp_path: Path) -> None:
+    writer = TranscriptWriter(tmp_path, "gap", ("srt", "vtt"))
+    writer.add(Transcript(0, "first line\n\nsecond line", "", 59.9996, 61.2345, "en", final=True))
+    writer.add(_segment("And then more.", 62.0, utterance=1))
+    writer.close()
+
+    text = (tmp_path / "gap.srt").read_text(encoding="utf-8")
+    parsed_srt = list(srt.parse(text))
+    assert srt.compose(parsed_srt) == text
+    assert [c.content for c in parsed_srt] == ["first line\nsecond line", "And then more."]
+    assert text.startswith("1\n00:01:00,000 --> 00:01:01,234\n")  # rounded to the millisecond, as WebVTT
+    parsed_vtt = webvtt.read(str(tmp_path / "gap.vtt"))
+    assert [c.text for c in parsed_vtt.captions] == ["first line\nsecond line", "And then more."]
+    assert parsed_vtt.captions[0].start == "00:01:00.000"

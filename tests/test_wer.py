@@ -35,3 +35,22 @@ def test_corpus_wer_weights_by_reference_length() -> None:
 def test_empty_reference() -> None:
     assert wer("", "") == 0.0
     assert wer("", "something") == 1.0
+
+
+def test_normalisation_that_jiwer_transforms_would_change() -> None:
+    # Case folded, not lowered: "ß" and "SS" are the same word.
+    assert wer("STRASSE", "Straße", language="de") == 0.0
+    # Punctuation and symbols part words rather than disappear ("e.g." is "e g", not "eg").
+    assert normalise("e.g. 3/4 A&B well—no") == "e g 3 4 a b well no"
+    # Any Unicode white space separates words.
+    assert wer("tab\tseparated\u2028line", "tab separated line") == 0.0
+
+
+def test_japanese_is_scored_by_character_without_spaces_or_punctuation() -> None:
+    assert wer("今日は良い天気ですね。", "今日は いい天気ですね", language="ja") == pytest.approx(1 / 10)
+    assert wer("", "今日は", language="ja") == 1.0
+
+
+def test_corpus_wer_of_nothing() -> None:
+    assert corpus_wer([]) == 0.0
+    assert corpus_wer([("", "")]) == 0.0

@@ -10,16 +10,25 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
+
+import srt
 
 from pipeline.algos.cues import Cue, cues_for, wrap_lines
 from pipeline.events import Transcript
 
 
+def _millis(seconds: float) -> int:
+    # To the nearest millisecond: srt's own formatting truncates, and would write 59.9996 s as
+    # 00:00:59,999 where WebVTT has 00:01:00.000.
+    return max(0, round(seconds * 1000))
+
+
 def timestamp(seconds: float, separator: str) -> str:
     """``HH:MM:SS,mmm`` (SRT, separator ",") or ``HH:MM:SS.mmm`` (WebVTT, ".")."""
-    millis = max(0, round(seconds * 1000))
+    millis = _millis(seconds)
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
     secs, millis = divmod(millis, 1000)
@@ -27,16 +36,31 @@ def timestamp(seconds: float, separator: str) -> str:
 
 
 def _cue_text(text: str, max_chars: int) -> list[str]:
-    # "-->" would end a cue's timing line early in either format; a blank line would end the cue.
-    return [line for line in wrap_lines(text.replace("-->", "->"), max_chars) if line.strip()]
+    # "-->" would end a cue's timing line early in either format; a blank line would end the cue,
+    # also one inside a wrapped line ("a\n\nb" is one line to wrap_lines).
+    wrapped = wrap_lines(text.replace("-->", "->"), max_chars)
+    return [part for line in wrapped for part in line.splitlines() if part.strip()]
 
 
 def srt_cue(index: int, cue: Cue, max_chars: int) -> str:
-    lines = "\n".join(_cue_text(cue.text, max_chars))
-    return f"{index}\n{timestamp(cue.start, ',')} --> {timestamp(cue.end, ',')}\n{lines}\n\n"
+    subtitle = srt.Subtitle(
+        index=index,
+        start=timedelta(milliseconds=_millis(cue.start)),
+        end=timedelta(milliseconds=_millis(cue.end)),
+        content="\n".join(_cue_text(cue.text, max_chars)),
+    )
+    # Not reindexed: srt would renumber from 1 (this is one cue of many) and drop an empty cue,
+    # which would put the numbering out of step with the cues already written.
+    block: str = srt.compose([subtitle], reindex=False)
+    return block
 
 
 def vtt_cue(cue: Cue, max_chars: int) -> str:
+    """One WebVTT cue block, written here rather than with webvtt-py: its writers (``WebVTT.write``,
+    ``save``, ``content``; checked in webvtt-py 0.6.0) give only a whole document from the
+    ``WEBVTT`` header on, so appending cue by cue with it would mean rewriting the file at every
+    cue (and a Ctrl-C during a rewrite losing it) or cutting the header off a one-cue document.
+    It also leaves "&" and "<" as they are (cue markup in WebVTT), which are escaped here."""
     escaped = cue.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     lines = "\n".join(_cue_text(escaped, max_chars))
     return f"{timestamp(cue.start, '.')} --> {timestamp(cue.end, '.')}\n{lines}\n\n"

@@ -1,16 +1,37 @@
-"""A one-line progress bar for long work, drawn on a terminal only (stderr)."""
+"""A one-line progress bar for long work, drawn on a terminal only (stderr), with tqdm."""
 
 from __future__ import annotations
 
 import sys
-import time
-from typing import TextIO
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any, TextIO
+
+from tqdm import tqdm
+
+# Seconds of audio, as clocks, and the speed as a multiple of real time ("12.3x"): tqdm's own
+# counter would read "754.2/3600.0 [...] 12.30s/s".
+_WITH_TOTAL = "{desc} {percentage:3.0f}% |{bar:24}| {done}/{length} {speed}, {remaining} left"
+_WITHOUT_TOTAL = "{desc} {done} done, {speed}"
+
+if TYPE_CHECKING:
+    _Tqdm = tqdm[Any]  # generic in its stubs only, not at run time
+else:
+    _Tqdm = tqdm
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+class _AudioBar(_Tqdm):
+    """tqdm counting seconds of audio, which adds the fields ``done``, ``length`` and ``speed``."""
+
+    @property
+    def format_dict(self) -> MutableMapping[str, Any]:
+        fields = super().format_dict
+        elapsed = fields["elapsed"]
+        fields.update(
+            done=self.format_interval(fields["n"]),
+            length=self.format_interval(fields["total"] or 0),
+            speed=f"{fields['n'] / elapsed if elapsed else 0.0:.1f}x",
+        )
+        return fields
 
 
 class Progress:
@@ -19,33 +40,26 @@ class Progress:
     def __init__(
         self, label: str, total_s: float | None, stream: TextIO | None = None, min_interval: float = 0.2
     ) -> None:
-        self._stream = stream or sys.stderr
-        self.enabled = self._stream.isatty()
-        self._label = label
-        self._total = total_s
-        self._started = time.monotonic()
-        self._last_draw = 0.0
-        self._min_interval = min_interval
+        stream = stream or sys.stderr
+        self.enabled = stream.isatty()
+        self._total = total_s or None
+        self._bar = _AudioBar(
+            total=self._total,
+            desc=label,
+            file=stream,
+            disable=not self.enabled,
+            leave=False,  # the line is cleared at the end, as the results are printed after it
+            mininterval=min_interval,
+            miniters=0,  # redraw by time only: the steps are segments of any length
+            bar_format=_WITH_TOTAL if self._total else _WITHOUT_TOTAL,
+        )
 
     def update(self, done_s: float) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self._last_draw < self._min_interval:
-            return
-        self._last_draw = now
-        elapsed = now - self._started
-        speed = done_s / elapsed if elapsed > 0 else 0.0
-        if self._total:
-            fraction = min(done_s / self._total, 1.0)
-            bar = "#" * int(fraction * 24)
-            eta = (self._total - done_s) / speed if speed > 0 else 0.0
-            done = f"{_clock(done_s)}/{_clock(self._total)}"
-            text = f"{self._label} {fraction:4.0%} [{bar:<24}] {done} {speed:.1f}x, {_clock(eta)} left"
-        else:
-            text = f"{self._label} {_clock(done_s)} done, {speed:.1f}x"
-        self._stream.write("\r\x1b[2K" + text)
-        self._stream.flush()
+        """``done_s``: seconds of the recording done so far (a position, not an increment)."""
+        # tqdm drops the total from the line once the count passes it; a last segment can end a
+        # little after the duration the container declared.
+        done = min(done_s, self._total) if self._total else done_s
+        self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
-        if self.enabled:
-            self._stream.write("\r\x1b[2K")
-            self._stream.flush()
+        self._bar.close()
