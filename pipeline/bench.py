@@ -1,8 +1,9 @@
 """``livesub bench``: recordings replayed through the live pipeline, latency and quality measured.
 
 ``realtime`` feeds audio at the speed it was recorded and measures on the wall clock, so compute
-counts as it would live; ``instant`` feeds audio as fast as the pipeline takes it and measures on
-the stream clock (the source's position when an event left), so compute does not count.
+counts as it would live; ``instant`` replays paced by the stream clock (the next block once the
+trunk has caught up, a decode every ``streaming.replay_step_s``) and measures on it (the audio
+delivered when an event left), so compute does not count and every run gives the same events.
 Reference timing and text come from ``--ref`` (JSON or .stm), else from a file beside the
 recording (``<stem>.ref.json`` or ``<stem>.stm``), else from an offline Silero VAD pass (then
 quality figures are null).
@@ -38,7 +39,7 @@ from pipeline.errors import ConfigError
 from pipeline.events import SAMPLE_RATE, Samples, Transcript, Translation
 from pipeline.inputs.audio import read_all
 from pipeline.inputs.sources import FileSource
-from pipeline.live import SessionResult, run_session
+from pipeline.session import SessionResult, run_live, translation_backend
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,10 @@ def play(config: Config, decoder: WhisperDecoder, path: Path, reference: Referen
 
         config = merge(config, {"asr": {"language": reference.language.split("-")[0]}})
     source = FileSource(path, realtime=realtime, block_ms=config.audio.block_ms)
+    backend = translation_backend(config)
+    decoder.check_language(config.asr.language)
     before = resource.getrusage(resource.RUSAGE_SELF)
-    result = asyncio.run(run_session(config, decoder, source))
+    result = asyncio.run(run_live(config, decoder, source, backend=backend, replay=not realtime, record=True))
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     run = Run(path, reference, result, cpu)
@@ -271,7 +274,7 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
     wall = sum(r.result.wall_s for r in runs)
     stages: dict[str, float] = {}
     for r in runs:
-        for name, seconds in r.result.stages.items():
+        for name, seconds in r.result.compute.items():
             stages[name] = stages.get(name, 0.0) + seconds
     compute = sum(stages.values())
     timings = [t for r in runs for t in r.timings]
@@ -313,7 +316,9 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
             for name, s in stages.items()
         },
         "translation": {k: v for k, v in translation.items() if k in ("utterances", "dropped", "retractions")},
-        "backlog_max_s": round(max((r.result.backlog_max_s for r in runs), default=0.0), 3),
+        "backlog_max_s": round(
+            max((r.result.stats.get("asr", {}).get("backlog_max_s", 0.0) for r in runs), default=0.0), 3
+        ),
         "overflows": sum(r.result.overflows for r in runs),
         "per_input": [
             {

@@ -18,7 +18,6 @@ from typing import Any
 from pipeline import __version__, models
 from pipeline.config import OUTPUT_FORMATS, Config, load_config
 from pipeline.errors import AudioError, ConfigError, LivesubError
-from pipeline.events import Transcript, Translation
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -96,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--events", metavar="FILE|-", help="write every event as a JSON line to FILE, or to stdout with -"
     )
-    live.add_argument("--out", type=Path, default=Path("."), help="where the session transcript is saved (default: .)")
+    live.add_argument(
+        "--out",
+        type=Path,
+        help="save the session's transcript in this directory (default: output.live_dir, else not saved)",
+    )
     _translation_options(live)
     live.add_argument(
         "--show-source", action="store_true", default=None, help="when translating, show the source on the top line"
@@ -161,11 +164,11 @@ def _writable(path: Path, *, directory: bool = False) -> None:
 
 def _transcribe(args: argparse.Namespace) -> int:
     from pipeline.backends.whisper import WhisperDecoder
-    from pipeline.stages.translate import choose_backend
+    from pipeline.session import translation_backend
     from pipeline.transcribe import transcribe_file
 
     config = _config(args)
-    choose_backend(config)  # an impossible pair fails before the model loads
+    backend = translation_backend(config)  # chosen once; an impossible pair fails before the model loads
     writes: dict[Path, Path] = {}  # output stem -> the input writing it
     for path in args.inputs:
         stem = (args.out if args.out is not None else path.parent) / path.stem
@@ -175,7 +178,6 @@ def _transcribe(args: argparse.Namespace) -> int:
         _writable(stem.parent, directory=True)
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
-    backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
     failed = 0
     for path in args.inputs:
         try:
@@ -195,109 +197,89 @@ def _live(args: argparse.Namespace) -> int:
     import asyncio
     import time
 
+    from pipeline import session
     from pipeline.backends.whisper import WhisperDecoder
-    from pipeline.inputs.sources import FileSource, MicrophoneSource, Source, list_input_devices
-    from pipeline.live import Emission, run_session
-    from pipeline.outputs.formats import TranscriptWriter
-    from pipeline.outputs.view import JsonlWriter, TerminalView, event_record
+    from pipeline.inputs.sources import FileSource, MicrophoneSource, list_input_devices
+    from pipeline.outputs.transcripts import TranscriptSink
+    from pipeline.outputs.view import JsonlSink, TerminalView
+    from pipeline.runner import Sink
 
     if args.list_devices:
         print("\n".join(list_input_devices()) or "no input devices")
         return 0
-    from pipeline.stages.translate import choose_backend
-
     config = _config(args)
-    choose_backend(config)  # an impossible pair fails before the model loads
-    _writable(args.out, directory=True)
+    backend = session.translation_backend(config)  # chosen once; an impossible pair fails before the model loads
+    out = args.out if args.out is not None else (Path(config.output.live_dir) if config.output.live_dir else None)
+    if out is not None:
+        _writable(out, directory=True)
     if args.events and args.events != "-":
         _writable(Path(args.events))
-    source: Source  # opened before the model loads: a bad file or device fails at once
+    source: session.Source  # opened before the model loads: a bad file or device fails at once
     if args.input is not None:
         source = FileSource(args.input, realtime=args.realtime, block_ms=config.audio.block_ms)
-        stem = f"{args.input.stem}.live"
+        stem, name = f"{args.input.stem}.live", str(args.input)
     else:
         device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
-        source = MicrophoneSource(device, channels=args.channels, block_ms=config.audio.block_ms)
-        stem = time.strftime("session-%Y%m%d-%H%M%S")
+        microphone = MicrophoneSource(device, channels=args.channels, block_ms=config.audio.block_ms)
+        source, stem, name = microphone, time.strftime("session-%Y%m%d-%H%M%S"), microphone.device_name
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
-    backend = choose_backend(config, multilingual=len(decoder.languages) > 1)
-    translating = bool(backend)
     if isinstance(source, MicrophoneSource):
         print(
             f"livesub: listening on '{source.device_name}' ({source.rate} Hz, {source.channels} ch); Ctrl-C ends",
             file=sys.stderr,
         )
 
-    events_file = None
-    events: JsonlWriter | None = None
-    if args.events == "-":
-        events = JsonlWriter(sys.stdout)
-        view = TerminalView(sys.stderr, translating=translating)
-    else:
-        if args.events:
-            events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 (closed in finally)
-        events = JsonlWriter(events_file) if events_file else None
-        view = TerminalView(sys.stdout, translating=translating)
-    writer = TranscriptWriter(args.out, stem, ("txt", "srt", "vtt", "json"))
-    target = config.translation.target
-    translated = TranscriptWriter(args.out, f"{stem}.{target}", ("txt", "srt", "vtt", "json")) if translating else None
-
-    emitted = 0
-
-    def on_emission(emission: Emission) -> None:
-        nonlocal emitted
-        emitted += 1
-        if events is not None:
-            events.write(event_record(emission))
-        view.show(emission)
-        event = emission.event
-        if isinstance(event, Transcript) and event.final and event.committed:
-            writer.add(event)
-        if isinstance(event, Translation) and event.final and event.committed and translated is not None:
-            translated.add(event.as_transcript())
+    events_file = open(args.events, "w", encoding="utf-8") if args.events not in (None, "-") else None  # noqa: SIM115
+    events_stream = sys.stdout if args.events == "-" else events_file
+    events = JsonlSink(events_stream) if events_stream is not None else None
+    view = TerminalView(sys.stderr if args.events == "-" else sys.stdout, translating=bool(backend))
+    sinks: list[Sink] = [view] + ([events] if events is not None else [])
+    transcript = None
+    if out is not None:  # the partner's words reach the disk only when asked
+        target = config.translation.target if backend else ""
+        translation = {"backend": backend, "source": config.asr.language, "target": target} if backend else None
+        about = {"source": name, "model": decoder.model_id}
+        transcript = TranscriptSink(
+            out, stem, config.output.formats, about=about, target=target, translation=translation
+        )
+        sinks.append(transcript)
 
     failure: LivesubError | None = None
     result = None
+    replay = args.input is not None and not args.realtime
     try:
-        result = asyncio.run(run_session(config, decoder, source, on_emission, handle_interrupt=True))
+        result = asyncio.run(
+            session.run_live(config, decoder, source, sinks, backend=backend, replay=replay, handle_interrupt=True)
+        )
     except LivesubError as e:  # a failure during the session (a translator died, ...): keep what was done
         failure = e
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, and still keep what was done
         pass
     try:
         if events is not None and result is not None:
-            summary = {
-                "audio_s": round(result.audio_s, 3),
-                "wall_s": round(result.wall_s, 3),
-                "overflows": result.overflows,
-            }
-            events.write({"type": "session", **summary, "lost": result.lost, "utterances": len(result.finals)})
+            summary = {"audio_s": round(result.audio_s, 3), "wall_s": round(result.wall_s, 3)}
+            outputs = {k: v for k, v in result.stats.items() if k in ("events", "transcript", "terminal")}
+            counts = {"overflows": result.overflows, "lost": result.lost, "utterances": view.finals}
+            events.write_record({"type": "session", **summary, **counts, "outputs": outputs})
     finally:
-        view.close()
-        name = source.device_name if isinstance(source, MicrophoneSource) else str(args.input)
-        writer.write_json({"source": name, "model": decoder.model_id})
-        writer.close()
-        if translated is not None:
-            translation = {"backend": backend, "source": config.asr.language, "target": target}
-            translated.write_json({"source": name, "model": decoder.model_id, "translation": translation})
-            translated.close()
         if events_file:
             events_file.close()
-    saved = (
-        ", ".join(str(p) for p in writer.written + (translated.written if translated else [])) or "nothing (no speech)"
-    )
+    if transcript is None:
+        saved = "nothing (give --out DIR to keep the transcript)"
+    else:
+        saved = ", ".join(str(p) for p in transcript.written) or "nothing (no speech)"
     if result is None and failure is None:
         print(f"livesub: interrupted; saved {saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result is None:
         assert failure is not None
-        if not emitted:
+        if not view.finals and (transcript is None or not transcript.written):
             raise failure  # nothing happened yet: a set-up problem (a model that will not load) or bad input
         print(f"livesub: error: {failure}", file=sys.stderr)
         print(f"livesub: the session stopped early; saved {saved}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"livesub: {len(result.finals)} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
+    print(f"livesub: {view.finals} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
     if result.overflows:
         print(f"livesub: {result.overflows} audio blocks were lost (input overflow)", file=sys.stderr)
     if result.lost:
@@ -310,7 +292,7 @@ def _bench(args: argparse.Namespace) -> int:
     import json
 
     from pipeline import bench
-    from pipeline.stages.translate import choose_backend
+    from pipeline.session import translation_backend
 
     if args.repeat < 1:
         raise ConfigError("--repeat must be at least 1")
@@ -323,7 +305,7 @@ def _bench(args: argparse.Namespace) -> int:
     ]
     for _, config in configs:
         if config.asr.language != "auto":
-            choose_backend(config)
+            translation_backend(config)  # an impossible pair fails before any run
         if config.translation.target:
             try:
                 import sacrebleu  # noqa: F401 (scored after the runs: fail before them)

@@ -142,6 +142,11 @@ class StreamingConfig:
     #: into the next utterance ("foreigners" recognised twice).
     context_chars: int = 0
     context_gap_s: float = 1.0
+    #: Replays (``live --instant``, ``bench --mode instant``): a decode every this much audio, in
+    #: seconds, whatever the machine's speed, so that a replay gives the same events every time.
+    #: About what a decode of the open utterance costs here, so that a replay decodes about as
+    #: often as a real-time session does.
+    replay_step_s: float = 0.8
 
     def __post_init__(self) -> None:
         _check(0.05 <= self.partial_interval_s <= 5.0, "streaming.partial_interval_s must be 0.05 to 5")
@@ -154,6 +159,7 @@ class StreamingConfig:
         _check(2.0 <= self.trim_after_s <= 30.0, "streaming.trim_after_s must be 2 to 30")
         _check(0 <= self.context_chars <= 1000, "streaming.context_chars must be 0 to 1000")
         _check(self.context_gap_s >= 0.0, "streaming.context_gap_s must not be negative")
+        _check(0.1 <= self.replay_step_s <= 5.0, "streaming.replay_step_s must be 0.1 to 5")
 
 
 @dataclass(frozen=True)
@@ -206,10 +212,16 @@ OUTPUT_FORMATS = ("srt", "vtt", "json", "txt")
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """Files written by ``livesub transcribe``."""
+    """Files written by ``livesub transcribe`` and ``livesub live``, and how far an output may lag."""
 
     #: Any of srt, vtt, json, txt.
     formats: tuple[str, ...] = OUTPUT_FORMATS
+    #: Where ``livesub live`` saves the session's transcript; "" saves nothing (the partner's
+    #: words reach the disk only when asked: this, or ``--out DIR``).
+    live_dir: str = ""
+    #: An output (a file writer, JSONL, ...) holding an event longer than this, in seconds, ends
+    #: the session with an error naming it, rather than falling behind without bound.
+    max_lag_s: float = 30.0
     #: Longest subtitle cue on screen, in seconds, and longest cue text, in characters.
     max_cue_s: float = 7.0
     max_cue_chars: int = 84
@@ -220,6 +232,7 @@ class OutputConfig:
         _check(bool(self.formats), "output.formats must name at least one format")
         _check(self.max_cue_s > 0.5, "output.max_cue_s must be above 0.5")
         _check(self.max_cue_chars >= 10, "output.max_cue_chars must be at least 10")
+        _check(self.max_lag_s >= 1.0, "output.max_lag_s must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -276,3 +276,15 @@ def verify(spec: ModelSpec) -> list[str]:
         except ModelError as e:
             problems.append(str(e))
     return problems
+
+
+def whisper_multilingual(model: str) -> bool:
+    """Whether a Whisper model (an id or a directory) knows more than English, known before it
+    loads: from its registry entry, else from its tokenizer's language tokens."""
+    spec = load_registry().get(model)
+    if spec is not None:
+        return spec.languages != ("en",)
+    try:
+        return '"<|de|>"' in (Path(model) / "tokenizer.json").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return True  # unreadable: loading it will say what is wrong

@@ -12,8 +12,9 @@ the first pass found.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,13 @@ from typing import Any
 from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import Config
 from pipeline.errors import AudioError
-from pipeline.events import AudioChunk, Transcript, Translation
+from pipeline.events import AudioChunk, Translation
 from pipeline.inputs.audio import AudioReader
 from pipeline.outputs.formats import TranscriptWriter
 from pipeline.outputs.progress import Progress
-from pipeline.runner import Stage, run_pipeline
-from pipeline.stages.asr import RecordingAsrStage
+from pipeline.runner import Emission, Policy, Stage, run_graph
+from pipeline.session import recording_stages
 from pipeline.stages.translate import TranslationStage, text_translator
-from pipeline.stages.vad import RecordingSpeechStage
 
 #: How often, in seconds of wall time, the JSON document is rewritten during a run.
 JSON_INTERVAL_S = 5.0
@@ -48,6 +48,20 @@ async def _source(chunks: Iterator[AudioChunk]) -> AsyncIterator[AudioChunk]:
     # Decoding a block is quick but blocking: keep it off the event loop.
     while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
         yield chunk
+
+
+class _Writer:
+    """The branch writing a recording's files (nothing is dropped; a recording never waits on it for long)."""
+
+    name = "transcript"
+    policy: Policy = "all"
+
+    def __init__(self, write: Callable[[Emission], None]) -> None:
+        self.write = write
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def transcribe_file(
@@ -76,7 +90,9 @@ def _pass(
     with AudioReader(path, block_ms=1000) as reader:
         label = path.name if config.asr.task == "transcribe" else f"{path.name} (translating)"
         progress = Progress(label, reader.duration)
-        asr = RecordingAsrStage(decoder, config.asr, on_progress=progress.update)
+        text_backend = backend in ("apertium", "ctranslate2")
+        translator = text_translator(config, backend) if text_backend else None
+        vad, asr, _ = recording_stages(config, decoder, on_progress=progress.update)
 
         def writer_for(name: str) -> TranscriptWriter:
             return TranscriptWriter(
@@ -88,9 +104,7 @@ def _pass(
             )
 
         writer = writer_for(stem)
-        translated = (
-            writer_for(f"{stem}.{config.translation.target}") if backend in ("apertium", "ctranslate2") else None
-        )
+        translated = writer_for(f"{stem}.{config.translation.target}") if text_backend else None
         audio_end = 0.0
         last_json = time.monotonic()
 
@@ -117,8 +131,9 @@ def _pass(
                 },
             }
 
-        def sink(segment: Transcript | Translation) -> None:
+        def write(emission: Emission) -> None:
             nonlocal last_json
+            segment = emission.event
             if isinstance(segment, Translation):
                 if translated is not None and segment.committed:
                     translated.add(segment.as_transcript())
@@ -137,15 +152,15 @@ def _pass(
         complete = False
         translation: TranslationStage | None = None
         try:
-            stages: list[Stage[Any, Any]] = [RecordingSpeechStage(config.vad, config.asr), asr]
-            if translated is not None:
-                translation = TranslationStage(text_translator(config, backend))
+            stages: list[Stage[Any, Any]] = [vad, asr]
+            if translator is not None:
+                translation = TranslationStage(translator)
                 stages.append(translation)
-            asyncio.run(run_pipeline(_source(counted(reader.chunks())), stages, sink))
+            asyncio.run(run_graph(_source(counted(reader.chunks())), stages, [_Writer(write)], max_lag_s=math.inf))
             complete = True
         finally:
-            if translation is not None:
-                translation.close()
+            if translator is not None:
+                translator.close()
             progress.close()
             writer.write_json(document(complete=complete))
             writer.close()

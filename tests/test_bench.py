@@ -12,8 +12,9 @@ from pipeline.algos.metrics import RefUtterance
 from pipeline.bench import Reference, Run, load_reference, table, translated_utterances, translation_figures
 from pipeline.errors import ConfigError
 from pipeline.events import Subtitle, Transcript, Translation
-from pipeline.live import Emission, SessionResult
 from pipeline.outputs.view import TerminalView, event_record
+from pipeline.runner import Emission
+from pipeline.session import SessionResult
 
 from .conftest import FIXTURES
 
@@ -82,6 +83,7 @@ def test_event_records() -> None:
         "committed": "hello",
         "tentative": "there",
         "language": "en",
+        "words": [],
         "emitted": 2.31,
         "stream": 2.3,
     }
@@ -97,16 +99,16 @@ class _Tty(io.StringIO):
 def test_terminal_view_redraws_the_display_in_place_and_keeps_finals() -> None:
     stream = _Tty()
     view = TerminalView(stream)
-    view.show(Emission(Subtitle(0, ("hello",), 0.0, 1.0), 1.0, 1.0))
-    view.show(Emission(Subtitle(0, ("hello there",), 0.0, 1.5), 1.5, 1.5))
-    view.show(Emission(Transcript(0, "Hello there.", "", 0.0, 2.0, "en", final=True), 2.0, 2.0))
+    view.write(Emission(Subtitle(0, ("hello",), 0.0, 1.0), 1.0, 1.0))
+    view.write(Emission(Subtitle(0, ("hello there",), 0.0, 1.5), 1.5, 1.5))
+    view.write(Emission(Transcript(0, "Hello there.", "", 0.0, 2.0, "en", final=True), 2.0, 2.0))
     out = stream.getvalue()
     assert out.count("\x1b[1F\x1b[J") == 2  # the live line was cleared before each redraw and before the final
     assert out.endswith("[00:00.0] Hello there.\n")
     plain = io.StringIO()
     view = TerminalView(plain)
-    view.show(Emission(Subtitle(0, ("hello",), 0.0, 1.0), 1.0, 1.0))
-    view.show(Emission(Transcript(0, "Hello.", "", 0.0, 2.0, "en", final=True), 2.0, 2.0))
+    view.write(Emission(Subtitle(0, ("hello",), 0.0, 1.0), 1.0, 1.0))
+    view.write(Emission(Transcript(0, "Hello.", "", 0.0, 2.0, "en", final=True), 2.0, 2.0))
     assert plain.getvalue() == "[00:00.0] Hello.\n"  # no escape codes when not a terminal
 
 

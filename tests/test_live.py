@@ -9,9 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +22,9 @@ from pipeline.bench import build_stream, load_reference
 from pipeline.config import load_config
 from pipeline.events import SAMPLE_RATE, Transcript
 from pipeline.inputs.sources import FileSource
-from pipeline.live import Emission, SessionResult, run_session
+from pipeline.outputs.transcripts import TranscriptSink
+from pipeline.runner import Emission
+from pipeline.session import SessionResult, run_live
 
 from .conftest import FIXTURES
 
@@ -35,7 +35,8 @@ ENGLISH_CLIPS = ["fleurs-en-001.ogg", "en_jfk_inaugural_44k_stereo.flac", "fleur
 
 def _play(decoder: WhisperDecoder, path: Path, realtime: bool, language: str = "en") -> SessionResult:
     config = load_config([], {"asr": {"language": language}})
-    return asyncio.run(run_session(config, decoder, FileSource(path, realtime=realtime)))
+    source = FileSource(path, realtime=realtime)
+    return asyncio.run(run_live(config, decoder, source, replay=not realtime, record=True))
 
 
 def _timed(result: SessionResult, realtime: bool) -> list[TimedTranscript]:
@@ -196,25 +197,20 @@ def test_a_second_ctrl_c_still_saves_what_was_finished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The first Ctrl-C finalises the open utterance; a second one stops at once. It arrives as
-    KeyboardInterrupt wherever the session is: here, just after the first final."""
-    import pipeline.live
+    KeyboardInterrupt wherever the session is: here, in the transcript's output, just after the
+    first final was written."""
     from pipeline.cli import EXIT_INTERRUPTED, main
 
-    real_session = pipeline.live.run_session
+    real_write = TranscriptSink.write
     finals: list[str] = []
 
-    async def interrupted_session(
-        config: Any, decoder: Any, source: Any, on_emission: Callable[[Emission], None], **kwargs: Any
-    ) -> SessionResult:
-        def then_interrupt(emission: Emission) -> None:
-            on_emission(emission)
-            if isinstance(emission.event, Transcript) and emission.event.final and emission.event.committed:
-                finals.append(emission.event.committed)
-                raise KeyboardInterrupt
+    def then_interrupt(self: TranscriptSink, emission: Emission) -> None:
+        real_write(self, emission)
+        if isinstance(emission.event, Transcript) and emission.event.final and emission.event.committed:
+            finals.append(emission.event.committed)
+            raise KeyboardInterrupt
 
-        return await real_session(config, decoder, source, then_interrupt, **kwargs)
-
-    monkeypatch.setattr(pipeline.live, "run_session", interrupted_session)
+    monkeypatch.setattr(TranscriptSink, "write", then_interrupt)
     conversation = str(FIXTURES / "en_conversation_2spk_30s.wav")
     argv = ["live", "--input", conversation, "--instant", "--out", str(tmp_path), "--language", "en"]
     assert main(argv) == EXIT_INTERRUPTED

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipeline.algos.open_utterance import OpenUtterance
 from pipeline.algos.text import ends_clause, ends_sentence
 from pipeline.backends.whisper import Hypothesis
 from pipeline.config import AsrConfig, StreamingConfig
 from pipeline.events import SAMPLE_RATE, SpeechSegment, Transcript, Translation, Word
-from pipeline.stages.streaming import StreamingAsrStage, _Utterance
+from pipeline.stages.streaming import StreamingAsrStage
 
 # The "speaker" says these words; times are seconds from the utterance's start.
 SCRIPT = [
@@ -275,11 +276,11 @@ def test_audio_is_not_trimmed_after_committed_words_whisper_has_reworded() -> No
     stage = _stage(ScriptedDecoder(), trim_after_s=6.0)
 
     def trim_point(hypothesis: list[Word]) -> float:
-        utterance = _Utterance(0, 0, audio=[np.zeros(8 * SAMPLE_RATE, dtype=np.float32)], samples=8 * SAMPLE_RATE)
+        utterance = OpenUtterance(0, 0, audio=[np.zeros(8 * SAMPLE_RATE, dtype=np.float32)], samples=8 * SAMPLE_RATE)
         utterance.agreement.update(committed)
         utterance.agreement.update(committed)
         utterance.hypothesis = hypothesis
-        stage._maybe_trim(utterance)
+        utterance.trim_if_long(stage._config.trim_after_s)
         return utterance.trim / SAMPLE_RATE
 
     assert trim_point(committed + words("safe for you", start=3.7)) > 2.0  # said again: cut after "work"
@@ -313,9 +314,9 @@ def test_a_sentence_end_followed_by_nothing_whisper_hears_ends_the_utterance_if_
 
     def end_after(level: float) -> float | None:
         audio = np.concatenate([noise(0, 0.1, SAMPLE_RATE), noise(0, level, SAMPLE_RATE)]).astype(np.float32)
-        utterance = _Utterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
+        utterance = OpenUtterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
         utterance.hypothesis = utterance.previous = [Word("Hello", 0.1, 0.5), Word("there.", 0.6, 1.0)]
-        at = stage._sentence_end(utterance)
+        at = utterance.sentence_end(stage._config.commit_margin_s)
         return None if at is None else at / SAMPLE_RATE
 
     assert end_after(0.02) == 1.5  # 14 dB quieter: noise or a breath, cut in the middle
@@ -329,9 +330,9 @@ def test_titles_and_initials_do_not_end_sentences() -> None:
     assert not any(ends_clause(w) for w in ("Mr.", "J.", "dog"))
     stage = _stage(ScriptedDecoder())
     audio = np.concatenate([np.full(SAMPLE_RATE, 0.1), np.full(SAMPLE_RATE, 0.001)]).astype(np.float32)
-    utterance = _Utterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
+    utterance = OpenUtterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
     utterance.hypothesis = utterance.previous = [Word("And", 0.1, 0.5), Word("Mr.", 0.6, 1.0)]
-    assert stage._sentence_end(utterance) is None  # "And Mr. | John Dashwood..." once
+    assert utterance.sentence_end(stage._config.commit_margin_s) is None  # "And Mr. | John Dashwood..." once
 
 
 class Hearing(ScriptedDecoder):
@@ -346,10 +347,10 @@ class Hearing(ScriptedDecoder):
         return self.heard
 
 
-def _closed(decoded_s: float, heard: list[Word], logprob: float) -> _Utterance:
+def _closed(decoded_s: float, heard: list[Word], logprob: float) -> OpenUtterance:
     """SCRIPT's utterance as VAD closed it: voiced until 3.6 s, ended 3.8 s; its latest decode
     reached ``decoded_s`` and heard ``heard`` with average log-probability ``logprob``."""
-    utterance = _Utterance(0, 0, audio=[_timed_audio(0, int(3.8 * SAMPLE_RATE))], samples=int(3.8 * SAMPLE_RATE))
+    utterance = OpenUtterance(0, 0, audio=[_timed_audio(0, int(3.8 * SAMPLE_RATE))], samples=int(3.8 * SAMPLE_RATE))
     utterance.voiced_until, utterance.end = int(3.6 * SAMPLE_RATE), int(3.8 * SAMPLE_RATE)
     utterance.decoded = int(decoded_s * SAMPLE_RATE)
     utterance.hypothesis, utterance.final_quality, utterance.logprob = heard, True, logprob

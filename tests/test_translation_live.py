@@ -18,7 +18,7 @@ from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import load_config
 from pipeline.events import Transcript, Translation
 from pipeline.inputs.sources import FileSource
-from pipeline.live import SessionResult, run_session
+from pipeline.session import SessionResult, run_live, translation_backend
 
 from .conftest import FIXTURES, reference
 
@@ -31,7 +31,10 @@ needs_apertium = pytest.mark.skipif(("es", "en") not in apertium_pairs(), reason
 
 def _translate(decoder: WhisperDecoder, backend: str) -> SessionResult:
     overrides = {"asr": {"language": "es"}, "translation": {"target": "en", "backend": backend}}
-    return asyncio.run(run_session(load_config([], overrides), decoder, FileSource(SPANISH, realtime=False)))
+    config = load_config([], overrides)
+    source = FileSource(SPANISH, realtime=False)
+    chosen = translation_backend(config)
+    return asyncio.run(run_live(config, decoder, source, backend=chosen, replay=True, record=True))
 
 
 def _chrf(text: str) -> float:

@@ -14,7 +14,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -124,6 +124,24 @@ def compression_ratio(text: str) -> float:
     """How well the text compresses: above ~2.4 Whisper is usually looping."""
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+class Decoder(Protocol):
+    """What the streaming recogniser needs of a speech recogniser (Whisper, or a test's script)."""
+
+    model_id: str
+    languages: tuple[str, ...]
+
+    def decode_utterance(
+        self,
+        audio: Samples,
+        *,
+        language: str | None,
+        task: str,
+        beam_size: int,
+        prompt: str = "",
+        pad_s: float = 3.0,
+    ) -> Hypothesis: ...
 
 
 class WhisperDecoder:

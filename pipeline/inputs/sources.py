@@ -38,6 +38,9 @@ class FileSource:
     def stop(self) -> None:
         self._stopped = True
 
+    def stats(self) -> dict[str, float | int | None]:
+        return {"overflows": 0, "lost": None}
+
     async def chunks(self) -> AsyncIterator[AudioChunk]:
         loop = asyncio.get_running_loop()
         blocks = self._reader.chunks()
@@ -116,6 +119,10 @@ class MicrophoneSource:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def stats(self) -> dict[str, Any]:
+        """Blocks lost (overflows), and why the device ended the session early (``lost``)."""
+        return {"overflows": self.overflows, "lost": self.lost}
 
     async def chunks(self) -> AsyncIterator[AudioChunk]:
         loop = asyncio.get_running_loop()

@@ -1,12 +1,15 @@
-"""What ``livesub live`` shows and writes: a terminal view and JSONL event records."""
+"""Outputs of a live session that are branches of its graph: the terminal view and JSONL events."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, TextIO
 
+import numpy as np
+
 from pipeline.events import Subtitle, Transcript, Translation
-from pipeline.live import Emission
+from pipeline.runner import Emission, Policy
 
 
 def _clock(seconds: float) -> str:
@@ -14,31 +17,45 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes):02d}:{secs:04.1f}"
 
 
+def _json(value: Any) -> Any:
+    """A field as JSON: tuples as lists, dataclasses (words) as objects; audio is left out (None)."""
+    if isinstance(value, np.ndarray):
+        return None
+    if isinstance(value, tuple):
+        return [_json(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return value
+
+
 def event_record(emission: Emission) -> dict[str, Any]:
-    """One JSONL line: the event's fields, its type, and when it was emitted (both clocks)."""
+    """One JSONL line: the event's type (its class, lower case), its fields (audio samples left
+    out), and when it was emitted on both clocks. Any event type has one, without a case here."""
     event = emission.event
-    common = {"utterance": event.utterance, "final": event.final, "start": event.start, "end": event.end}
-    timing = {"emitted": emission.wall, "stream": emission.stream}
-    if isinstance(event, Transcript):
-        fields = {"committed": event.committed, "tentative": event.tentative, "language": event.language}
-        return {"type": "transcript", **common, **fields, **timing}
-    if isinstance(event, Translation):
-        fields = {
-            "committed": event.committed,
-            "tentative": event.tentative,
-            "source_language": event.source_language,
-            "target_language": event.target_language,
-        }
-        return {"type": "translation", **common, **fields, **timing}
-    return {"type": "subtitle", **common, "lines": list(event.lines), **timing}
+    fields = {f.name: _json(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    record = {k: v for k, v in fields.items() if not isinstance(getattr(event, k), np.ndarray)}
+    return {"type": type(event).__name__.lower(), **record, "emitted": emission.wall, "stream": emission.stream}
 
 
-class JsonlWriter:
+class JsonlSink:
+    """Every event as a JSON line (nothing dropped). The stream is the caller's to close."""
+
+    name = "events"
+    policy: Policy = "all"
+
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
-    def write(self, record: dict[str, Any]) -> None:
+    def open(self) -> None: ...
+
+    def write(self, emission: Emission) -> None:
+        self.write_record(event_record(emission))
+
+    def write_record(self, record: dict[str, Any]) -> None:
         self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
         self._stream.flush()
 
 
@@ -46,20 +63,27 @@ class TerminalView:
     """Finals as lines that stay; on a terminal, the display's current lines redrawn in place below.
     When translating, each final translation is a line, and its source text an indented line beside
     it (after it with Whisper, which decodes the source once the translation is final; before it
-    with a text backend, which translates the source's final)."""
+    with a text backend, which translates the source's final). A display: it wants only the newest
+    partial state, so its queue keeps the latest."""
+
+    name = "terminal"
+    policy: Policy = "latest"
 
     def __init__(self, stream: TextIO, *, translating: bool = False) -> None:
         self._stream = stream
         self._translating = translating
         self._tty = stream.isatty()
         self._live_lines = 0
+        self.finals = 0
 
     def _clear_live(self) -> None:
         if self._live_lines:
             self._stream.write(f"\x1b[{self._live_lines}F\x1b[J")
             self._live_lines = 0
 
-    def show(self, emission: Emission) -> None:
+    def open(self) -> None: ...
+
+    def write(self, emission: Emission) -> None:
         event = emission.event
         if isinstance(event, Transcript) and event.final and self._translating:
             self._clear_live()
@@ -67,6 +91,7 @@ class TerminalView:
                 self._stream.write(f"          {event.language}: {event.committed}\n")
         elif isinstance(event, Transcript | Translation) and event.final:
             self._clear_live()
+            self.finals += 1
             if event.committed:
                 self._stream.write(f"[{_clock(event.start)}] {event.committed}\n")
         elif isinstance(event, Subtitle) and not event.final and self._tty:

@@ -23,6 +23,7 @@ class RecordingAsrStage:
     """
 
     name = "asr"
+    publishes = True
 
     def __init__(
         self, decoder: WhisperDecoder, config: AsrConfig, on_progress: Callable[[float], None] | None = None
@@ -35,6 +36,9 @@ class RecordingAsrStage:
         self.language_probability: float | None = None
         self.compute_seconds = 0.0
         self._segment_id = 0
+
+    def stats(self) -> dict[str, float | int | None]:
+        return {"compute_s": round(self.compute_seconds, 3)}
 
     def _decode(self, segment: SpeechSegment, prompt: str) -> tuple[list[Decoded], str, float]:
         started = time.perf_counter()

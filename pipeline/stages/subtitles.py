@@ -1,4 +1,5 @@
-"""Subtitle stage: what the display shows, laid out for it and passed on beside the text events.
+"""Subtitle layout: what the display shows, laid out for it. A tap of the session graph: it
+reads every text event the trunk publishes and publishes a Subtitle for each one shown.
 
 Without translation each Transcript is laid out. With translation the wearer reads the
 Translation; with ``display.show_source`` the top line shows the end of the source text heard
@@ -15,7 +16,7 @@ from pipeline.events import Subtitle, Transcript, Translation
 
 
 class SubtitleStage:
-    """Transcript, Translation -> the same events unchanged, each followed by its Subtitle."""
+    """Transcript, Translation -> a Subtitle for each event the wearer reads."""
 
     name = "subtitles"
 
@@ -35,11 +36,10 @@ class SubtitleStage:
             lines = display_lines(event.committed, event.tentative, width, height)
         return Subtitle(event.utterance, lines, event.start, event.end, event.final)
 
-    async def run(
-        self, inputs: AsyncIterator[Transcript | Translation]
-    ) -> AsyncGenerator[Transcript | Translation | Subtitle, None]:
+    async def run(self, inputs: AsyncIterator[object]) -> AsyncGenerator[Subtitle, None]:
         async for event in inputs:
-            yield event
+            if not isinstance(event, Transcript | Translation):
+                continue
             if isinstance(event, Transcript) and self._translating:
                 if event.utterance > self._closed:  # Whisper's source text comes after the translation
                     self._source[event.utterance] = event.text

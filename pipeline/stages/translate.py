@@ -20,7 +20,6 @@ source's final.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ from pipeline.backends.translators import ApertiumTranslator, Ct2Translator, Tex
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.events import Transcript, Translation
+from pipeline.runner import Clock
 
 #: Committed source words that are translated even without a clause end after them.
 MAX_UNTRANSLATED_WORDS = 8
@@ -102,14 +102,19 @@ class _Open:
 
 
 class TranslationStage:
-    """Transcript -> the same Transcript, then Translation partials and finals of its utterance."""
+    """Transcript -> Translation partials and finals of its utterance."""
 
     name = "translate"
+    publishes = True
 
-    def __init__(self, translator: TextTranslator) -> None:
+    def __init__(self, translator: TextTranslator, clock: Clock | None = None) -> None:
         self._translator = translator
+        self._clock = clock or Clock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
         self.compute_seconds = 0.0
+
+    def stats(self) -> dict[str, float | int | None]:
+        return {"compute_s": round(self.compute_seconds, 3)}
 
     def _translate(self, text: str, prefix: str) -> str:
         started = time.perf_counter()
@@ -143,19 +148,17 @@ class TranslationStage:
             final=transcript.final,
         )
 
-    async def run(self, inputs: AsyncIterator[Transcript]) -> AsyncGenerator[Transcript | Translation, None]:
-        loop = asyncio.get_running_loop()
+    async def run(self, inputs: AsyncIterator[Transcript]) -> AsyncGenerator[Translation, None]:
         open_: dict[int, _Open] = {}
         try:
             async for transcript in inputs:
-                yield transcript
                 state = open_.setdefault(transcript.utterance, _Open())
                 if self._due(state, transcript):
                     text = transcript.committed
                     if text == state.translated:  # a final with nothing new: its translation is there
                         translation = state.translation
                     elif text:
-                        translation = await loop.run_in_executor(
+                        translation = await self._clock.compute(
                             self._executor, self._translate, text, state.agreement.prefix
                         )
                     else:

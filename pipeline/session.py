@@ -1,0 +1,200 @@
+"""The one place sessions are built: the live graph (``livesub live``, ``livesub bench``) and the
+recording trunk (``livesub transcribe``), from the configuration and the backends given to it.
+
+The live graph's trunk is source -> VAD -> streaming ASR [-> text translation]; subtitle layout is
+a tap on its events; every output (terminal, JSONL, transcript files, a bench's recorder) is a
+branch. The translation backend is chosen once per start (:func:`translation_backend`), before
+any model loads, and handed in; a text translator may be injected (tests), else it is loaded here
+and closed when the session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pipeline import models
+from pipeline.algos.live_segmenter import FrameDetector, SpanDetector
+from pipeline.backends.translators import TextTranslator
+from pipeline.backends.whisper import Decoder, WhisperDecoder
+from pipeline.config import Config
+from pipeline.events import AudioChunk, Transcript, Translation
+from pipeline.runner import Clock, Emission, Policy, Sink, Stage, Stats, run_graph
+from pipeline.stages.asr import RecordingAsrStage
+from pipeline.stages.streaming import StreamingAsrStage
+from pipeline.stages.subtitles import SubtitleStage
+from pipeline.stages.translate import TranslationStage, choose_backend, text_translator
+from pipeline.stages.vad import LiveVadStage, RecordingSpeechStage
+
+
+class Source(Protocol):
+    """Audio blocks, live or from a file; ``stop()`` ends them cleanly (the open utterance is
+    finalised); ``stats()`` reports what was lost (overflows, a vanished device)."""
+
+    def chunks(self) -> AsyncIterator[AudioChunk]: ...
+
+    def stop(self) -> None: ...
+
+    def stats(self) -> Stats: ...
+
+
+def translation_backend(config: Config) -> str:
+    """The backend translating this configuration's direction ('' for none), chosen once: from the
+    model's registry entry (or its files) before it loads, so an impossible pair fails at once."""
+    return choose_backend(config, multilingual=models.whisper_multilingual(config.asr.model))
+
+
+@dataclass
+class SessionResult:
+    """What a session produced. ``emissions`` holds every event only when the session recorded them."""
+
+    emissions: list[Emission] = field(default_factory=list)
+    audio_s: float = 0.0
+    wall_s: float = 0.0
+    stats: dict[str, Stats] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def finals(self) -> list[Transcript]:
+        return [e.event for e in self.emissions if isinstance(e.event, Transcript) and e.event.final]
+
+    @property
+    def translations(self) -> list[Translation]:
+        return [e.event for e in self.emissions if isinstance(e.event, Translation) and e.event.final]
+
+    @property
+    def compute(self) -> dict[str, float]:
+        """Compute seconds per stage."""
+        return {name: float(s["compute_s"] or 0.0) for name, s in self.stats.items() if "compute_s" in s}
+
+    @property
+    def overflows(self) -> int:
+        return int(self.stats.get("source", {}).get("overflows") or 0)
+
+    @property
+    def lost(self) -> str | None:
+        lost = self.stats.get("source", {}).get("lost")
+        return str(lost) if lost else None
+
+
+class Recorder:
+    """A branch that keeps every emission (a bench measures them afterwards)."""
+
+    name = "recorder"
+    policy: Policy = "all"
+
+    def __init__(self) -> None:
+        self.emissions: list[Emission] = []
+
+    def open(self) -> None: ...
+
+    def write(self, emission: Emission) -> None:
+        self.emissions.append(emission)
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Detectors:
+    """Voice detectors for the live VAD, in place of WebRTC VAD and Silero (tests inject fakes)."""
+
+    is_speech: FrameDetector
+    speech_spans: SpanDetector | None
+
+
+def live_graph(
+    config: Config,
+    decoder: Decoder,
+    backend: str,
+    clock: Clock,
+    translator: TextTranslator | None = None,
+    detectors: Detectors | None = None,
+) -> tuple[list[Stage[Any, Any]], list[Stage[Any, Any]]]:
+    """The live trunk's stages and its taps."""
+    vad = (
+        LiveVadStage(config.vad, clock)
+        if detectors is None
+        else LiveVadStage(config.vad, clock, is_speech=detectors.is_speech, speech_spans=detectors.speech_spans)
+    )
+    stages: list[Stage[Any, Any]] = [
+        vad,
+        StreamingAsrStage(decoder, config.asr, config.streaming, translate=backend == "whisper", clock=clock),
+    ]
+    if translator is not None:
+        stages.append(TranslationStage(translator, clock))
+    return stages, [SubtitleStage(config.display, translating=bool(backend))]
+
+
+async def run_live(
+    config: Config,
+    decoder: Decoder,
+    source: Source,
+    sinks: Sequence[Sink] = (),
+    *,
+    backend: str = "",
+    replay: bool = False,
+    record: bool = False,
+    translator: TextTranslator | None = None,
+    detectors: Detectors | None = None,
+    handle_interrupt: bool = False,
+) -> SessionResult:
+    """Runs a live session until the source ends (or is stopped); every utterance's final is
+    emitted before it returns. ``replay`` paces it by the stream clock (deterministic);
+    ``record`` keeps every emission in the result. ``translator`` and ``detectors`` replace the
+    configured text translator and voice detectors (tests inject fakes).
+
+    With ``handle_interrupt`` the first Ctrl-C stops the source, so the open utterance is
+    finalised and everything is delivered; a second one interrupts at once.
+    """
+    own_translator = translator is None and backend in ("apertium", "ctranslate2")
+    if own_translator:
+        translator = text_translator(config, backend)
+    clock = Clock(replay=replay)
+    stages, taps = live_graph(config, decoder, backend, clock, translator, detectors)
+    recorder = Recorder() if record else None
+    branches = [*sinks, recorder] if recorder is not None else list(sinks)
+    result = SessionResult()
+    loop = asyncio.get_running_loop()
+
+    def interrupt() -> None:
+        result.interrupted = True
+        source.stop()
+        loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C interrupts at once
+
+    if handle_interrupt:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    started = time.perf_counter()
+    try:
+        stats = await run_graph(
+            source.chunks(), stages, branches, taps=taps, clock=clock, max_lag_s=config.output.max_lag_s
+        )
+    finally:
+        if handle_interrupt:
+            loop.remove_signal_handler(signal.SIGINT)
+        if own_translator and translator is not None:
+            translator.close()
+    result.stats = {"source": source.stats(), **stats}
+    result.wall_s = time.perf_counter() - started
+    result.audio_s = clock.stream
+    if recorder is not None:
+        result.emissions = recorder.emissions
+    return result
+
+
+def recording_stages(
+    config: Config,
+    decoder: WhisperDecoder,
+    translator: TextTranslator | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> tuple[RecordingSpeechStage, RecordingAsrStage, TranslationStage | None]:
+    """A recording's trunk: Silero VAD -> Whisper on whole chunks [-> text translation]."""
+    translation = TranslationStage(translator) if translator is not None else None
+    return (
+        RecordingSpeechStage(config.vad, config.asr),
+        RecordingAsrStage(decoder, config.asr, on_progress=on_progress),
+        translation,
+    )

@@ -1,0 +1,69 @@
+"""The open utterance's decisions, pure: taking VAD's pieces, coverage, early stops, splits, guards."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.algos.open_utterance import STOPPED_EARLY_S, OpenUtterance, heard_words
+from pipeline.events import SAMPLE_RATE, Word
+
+S = SAMPLE_RATE
+
+
+def _loud(seconds: float) -> np.ndarray:
+    return np.full(int(seconds * S), 0.1, dtype=np.float32)
+
+
+def _closed_at(utterance: OpenUtterance) -> int | None:
+    return utterance.end
+
+
+def test_pieces_are_appended_in_utterance_offsets_until_vad_closes_it() -> None:
+    utterance = OpenUtterance(0, start=10 * S)
+    utterance.take(_loud(1.0), voiced_until=11 * S, pauses=[], end=None)
+    utterance.take(_loud(0.5), voiced_until=int(11.2 * S), pauses=[(11 * S, int(11.1 * S))], end=None)
+    assert utterance.samples == int(1.5 * S) and _closed_at(utterance) is None
+    assert utterance.voiced_until == int(1.2 * S) and utterance.pauses == [(S, int(1.1 * S))]
+    assert utterance.pausing()  # 0.3 s without voice is a pause
+    utterance.take(_loud(0.1), voiced_until=int(11.2 * S), pauses=[], end=int(11.4 * S))
+    assert utterance.end == int(1.4 * S) and len(utterance.whole) == int(1.6 * S)
+    assert utterance.span() == (10.0, 11.4)
+
+
+def test_a_closed_utterance_is_covered_once_its_voiced_audio_was_decoded() -> None:
+    utterance = OpenUtterance(0, start=0)
+    utterance.take(_loud(2.0), voiced_until=int(1.6 * S), pauses=[], end=2 * S)
+    utterance.decoded = int(1.5 * S)
+    assert not utterance.covered()
+    utterance.decoded = int(1.56 * S)  # within COVER_TOLERANCE_S of the last voiced frame
+    assert utterance.covered()
+
+
+def test_a_final_stopped_early_only_after_a_trim_and_a_second_short() -> None:
+    utterance = OpenUtterance(0, start=0)
+    utterance.take(_loud(4.0), voiced_until=4 * S, pauses=[], end=4 * S)
+    words = [Word("one", 0.2, 0.5), Word("two", 0.6, 4.0 - STOPPED_EARLY_S - 0.1)]
+    assert not utterance.stopped_early(words)  # no trim: Whisper heard it all at once
+    utterance.trim = S
+    assert utterance.stopped_early(words)
+    assert not utterance.stopped_early([*words, Word("three", 3.0, 3.5)])
+    assert not utterance.stopped_early([])
+
+
+def test_a_split_hands_the_audio_and_pauses_after_it_to_the_next_utterance() -> None:
+    utterance = OpenUtterance(3, start=S, vad_id=7)
+    utterance.take(_loud(3.0), voiced_until=4 * S, pauses=[(2 * S, int(2.4 * S))], end=None)
+    rest = utterance.split(int(1.2 * S), next_id=4, agree_gap_s=2.0)
+    assert utterance.end == int(1.2 * S)
+    assert (rest.id, rest.vad_id, rest.start, rest.samples) == (4, 7, int(2.2 * S), int(1.8 * S))
+    assert rest.pauses == [] and rest.voiced_until == int(1.8 * S)
+
+
+def test_guards_drop_what_whisper_would_and_words_said_over_silence() -> None:
+    audio = np.concatenate([_loud(1.0), np.zeros(S, dtype=np.float32)])
+    words = [Word("real", 0.1, 0.6), Word("invented", 1.2, 1.8)]
+    kept = heard_words(words, audio, 0.0, no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=1.2)
+    assert kept == [Word("real", 0.1, 0.6)]
+    assert heard_words(words, audio, 0.0, no_speech_prob=0.9, avg_logprob=-1.5, compression_ratio=1.2) is None
+    loop = [Word("la", 0.1 * i, 0.1 * i + 0.08) for i in range(1, 4)]
+    assert heard_words(loop, audio, 0.0, no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=1.2) is not None
