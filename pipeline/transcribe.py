@@ -28,7 +28,7 @@ from pipeline.outputs.formats import TranscriptWriter
 from pipeline.outputs.progress import Progress
 from pipeline.runner import Emission, Policy, Stage, run_graph
 from pipeline.session import recording_stages
-from pipeline.stages.translate import TranslationStage, text_translator
+from pipeline.stages.translate import text_translator
 
 #: How often, in seconds of wall time, the JSON document is rewritten during a run.
 JSON_INTERVAL_S = 5.0
@@ -92,7 +92,7 @@ def _pass(
         progress = Progress(label, reader.duration)
         text_backend = backend in ("apertium", "ctranslate2")
         translator = text_translator(config, backend) if text_backend else None
-        vad, asr, _ = recording_stages(config, decoder, on_progress=progress.update)
+        vad, asr, translation = recording_stages(config, decoder, translator, on_progress=progress.update)
 
         def writer_for(name: str) -> TranscriptWriter:
             return TranscriptWriter(
@@ -150,12 +150,8 @@ def _pass(
                 yield chunk
 
         complete = False
-        translation: TranslationStage | None = None
         try:
-            stages: list[Stage[Any, Any]] = [vad, asr]
-            if translator is not None:
-                translation = TranslationStage(translator)
-                stages.append(translation)
+            stages: list[Stage[Any, Any]] = [vad, asr] if translation is None else [vad, asr, translation]
             asyncio.run(run_graph(_source(counted(reader.chunks())), stages, [_Writer(write)], max_lag_s=math.inf))
             complete = True
         finally:

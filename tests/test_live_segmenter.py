@@ -191,7 +191,10 @@ def test_any_block_sizes_give_the_same_utterances(blocks: list[int]) -> None:
     ]
     for start, end, audio in spans.values():
         np.testing.assert_array_equal(audio, STREAM[start:end])
-    assert segmenter.rejected == 1  # the noise
+    # The noise after the second sentence opens one more utterance, which Silero rejects, when
+    # enough of it is left after Silero closed the sentence; where it closed it depends on where
+    # the blocks ended (its check runs at the end of a push, every 0.3 s at most).
+    assert segmenter.rejected <= 1
 
 
 def test_the_stage_sends_the_segmenters_pieces() -> None:
