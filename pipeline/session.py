@@ -1,7 +1,9 @@
 """The one place sessions are built: the live graph (``livesub live``, ``livesub bench``) and the
 recording trunk (``livesub transcribe``), from the configuration and the backends given to it.
 
-The live graph's trunk is source -> VAD -> streaming ASR [-> text translation]; subtitle layout is
+The live graph's trunk is source [-> front-end] -> VAD -> streaming ASR [-> text translation]
+(the front-end slot takes AudioChunks and gives AudioChunks: a beamformer, noise suppression);
+subtitle layout is
 a tap on its events; every output (terminal, JSONL, transcript files, a bench's recorder) is a
 branch. The translation backend is chosen once per start (:func:`translation_backend`), before
 any model loads, and handed in; a text translator may be injected (tests), else it is loaded here
@@ -113,6 +115,7 @@ def live_graph(
     clock: Clock,
     translator: TextTranslator | None = None,
     detectors: Detectors | None = None,
+    frontend: Stage[AudioChunk, AudioChunk] | None = None,
 ) -> tuple[list[Stage[Any, Any]], list[Stage[Any, Any]]]:
     """The live trunk's stages and its taps."""
     vad = (
@@ -126,6 +129,8 @@ def live_graph(
     ]
     if translator is not None:
         stages.append(TranslationStage(translator, clock))
+    if frontend is not None:
+        stages.insert(0, frontend)
     return stages, [SubtitleStage(config.display, translating=bool(backend))]
 
 
@@ -140,12 +145,14 @@ async def run_live(
     record: bool = False,
     translator: TextTranslator | None = None,
     detectors: Detectors | None = None,
+    frontend: Stage[AudioChunk, AudioChunk] | None = None,
     handle_interrupt: bool = False,
 ) -> SessionResult:
     """Runs a live session until the source ends (or is stopped); every utterance's final is
     emitted before it returns. ``replay`` paces it by the stream clock (deterministic);
     ``record`` keeps every emission in the result. ``translator`` and ``detectors`` replace the
-    configured text translator and voice detectors (tests inject fakes).
+    configured text translator and voice detectors (tests inject fakes); ``frontend`` fills the
+    slot between the source and VAD.
 
     With ``handle_interrupt`` the first Ctrl-C stops the source, so the open utterance is
     finalised and everything is delivered; a second one interrupts at once.
@@ -154,7 +161,7 @@ async def run_live(
     if own_translator:
         translator = text_translator(config, backend)
     clock = Clock(replay=replay)
-    stages, taps = live_graph(config, decoder, backend, clock, translator, detectors)
+    stages, taps = live_graph(config, decoder, backend, clock, translator, detectors, frontend)
     recorder = Recorder() if record else None
     branches = [*sinks, recorder] if recorder is not None else list(sinks)
     result = SessionResult()

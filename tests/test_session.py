@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -133,7 +133,25 @@ def _config() -> Config:
     return load_config([], {"asr": {"language": "en"}, "streaming": streaming})
 
 
-def _session(*branches: Collect) -> None:
+class Gain:
+    """A front-end: every block times ``gain`` (a stand-in for a beamformer)."""
+
+    name = "frontend"
+
+    def __init__(self, gain: float) -> None:
+        self.gain = np.float32(gain)
+        self.blocks = 0
+
+    async def run(self, inputs: AsyncIterator[AudioChunk]) -> AsyncGenerator[AudioChunk, None]:
+        async for chunk in inputs:
+            self.blocks += 1
+            yield AudioChunk(chunk.start, chunk.samples * self.gain)
+
+    def stats(self) -> dict[str, Any]:
+        return {"blocks": self.blocks}
+
+
+def _session(*branches: Collect, frontend: Gain | None = None) -> None:
     """Runs the whole input through the graph, replayed."""
     config = _config()
     detectors = ScriptedDetectors(config.vad.frame_ms)
@@ -146,6 +164,7 @@ def _session(*branches: Collect) -> None:
             list(branches),
             replay=True,
             detectors=Detectors(detectors.is_speech, detectors.speech_spans),
+            frontend=frontend,
         )
 
     asyncio.run(run())
@@ -191,3 +210,14 @@ def test_replays_are_identical() -> None:
         runs.append(sink.records)
     assert runs[0] == runs[1] == runs[2]
     assert {r["type"] for r in runs[0]} == {"transcript", "subtitle"}
+
+
+def test_the_front_end_slot_sees_every_block_and_hands_its_audio_on() -> None:
+    alone, through = Collect("events"), Collect("events")
+    _session(alone)
+    unity = Gain(1.0)
+    _session(through, frontend=unity)
+    assert unity.blocks == DURATION_S * 10 and through.records == alone.records
+    muted = Collect("events")
+    _session(muted, frontend=Gain(0.0))  # digital silence: VAD hears no one
+    assert muted.records == []
