@@ -181,7 +181,7 @@ class _Trunk:
     """Which trunk stages wait for input, to tell when a replay may deliver the next block."""
 
     queues: list[asyncio.Queue[Any]]
-    waiting: list[bool] = field(default_factory=list)
+    waiting: list[bool] = field(init=False)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:

@@ -88,10 +88,11 @@ def _pass(
     result = FileResult(path)
     target = out_dir if out_dir is not None else path.parent
     with AudioReader(path, block_ms=1000) as reader:
+        text_backend = backend in ("apertium", "ctranslate2")
+        # Before the progress bar: a translator that cannot start leaves no bar drawn behind it.
+        translator = text_translator(config, backend) if text_backend else None
         label = path.name if config.asr.task == "transcribe" else f"{path.name} (translating)"
         progress = Progress(label, reader.duration)
-        text_backend = backend in ("apertium", "ctranslate2")
-        translator = text_translator(config, backend) if text_backend else None
         vad, asr, translation = recording_stages(config, decoder, translator, on_progress=progress.update)
 
         def writer_for(name: str) -> TranscriptWriter:

@@ -1,4 +1,4 @@
-"""Whole live sessions on fakes: a scripted recogniser, scripted voice detectors, an in-memory
+"""Whole live sessions on fakes: the scripted recogniser of the stage tests, scripted voice detectors, an in-memory
 source and the replay clock, through the real session graph (VAD, streaming ASR, subtitles,
 branches)."""
 
@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backends.whisper import Hypothesis
 from pipeline.config import Config, load_config
-from pipeline.events import SAMPLE_RATE, AudioChunk, Word
+from pipeline.events import SAMPLE_RATE, AudioChunk
 from pipeline.outputs.view import event_record
 from pipeline.runner import Emission, Policy
 from pipeline.session import Detectors, run_live
+
+from .test_streaming import ScriptedDecoder
 
 # Two sentences, then a third after a pause: (word, start s, end s) on the stream clock.
 SPEECH = [
@@ -40,32 +41,6 @@ DURATION_S = 10.0
 def _voiced(t: np.ndarray) -> np.ndarray:
     voiced: np.ndarray = np.logical_or.reduce([(t >= a) & (t < b) for a, b in SPOKEN])
     return voiced
-
-
-class ScriptedRecogniser:
-    """Hears the scripted words that lie wholly in the audio it is given. Each sample of the
-    audio holds its own stream time, so it knows where the audio starts, as Whisper knows from
-    the sound; a word cut off at the audio's end comes out misheard (reversed)."""
-
-    model_id = "scripted"
-    languages: tuple[str, ...] = ("en",)
-
-    def decode_utterance(
-        self,
-        audio: np.ndarray,
-        *,
-        language: str | None,
-        task: str,
-        beam_size: int,
-        prompt: str = "",
-        pad_s: float = 3.0,
-    ) -> Hypothesis:
-        start = float(audio[0])
-        end = start + len(audio) / SAMPLE_RATE
-        words = [Word(w, s - start, e - start) for w, s, e in SPEECH if s >= start - 0.05 and e <= end]
-        words += [Word(w[::-1], s - start, end - start) for w, s, e in SPEECH if s < end < e]
-        text = " ".join(w.text for w in words)
-        return Hypothesis(text, tuple(words), "en", -0.2, 0.01, 1.2, len(audio) / SAMPLE_RATE)
 
 
 class ScriptedDetectors:
@@ -159,7 +134,7 @@ def _session(*branches: Collect, frontend: Gain | None = None) -> None:
     async def run() -> None:
         await run_live(
             config,
-            ScriptedRecogniser(),
+            ScriptedDecoder(script=SPEECH),  # stream times in the samples: every utterance in one script
             TimedSource(),
             list(branches),
             replay=True,

@@ -44,6 +44,7 @@ class ScriptedDecoder:
     """
 
     model_id = "scripted"
+    languages: tuple[str, ...] = ("en",)
 
     def __init__(
         self,
@@ -116,7 +117,7 @@ def _stage(decoder: ScriptedDecoder, *, live: bool = False, **streaming: Any) ->
     defaults = {"partial_interval_s": 0.3, "replay_step_s": 0.3, "first_decode_s": 0.5, "commit_margin_s": 0.3}
     config = StreamingConfig(**defaults | streaming)
     clock = Clock(replay=not live)
-    return StreamingAsrStage(decoder, AsrConfig(language="en"), config, clock=clock)  # type: ignore[arg-type]
+    return StreamingAsrStage(decoder, AsrConfig(language="en"), config, clock=clock)
 
 
 @pytest.mark.parametrize("live", [False, True])
@@ -228,7 +229,7 @@ def test_translating_streams_translations_and_the_source_text_follows_each_final
 
     decoder.decode_utterance = decode  # type: ignore[method-assign]
     config = StreamingConfig(partial_interval_s=0.3, first_decode_s=0.5, commit_margin_s=0.3, trim_after_s=2.0)
-    stage = StreamingAsrStage(decoder, AsrConfig(language="es"), config, translate=True)  # type: ignore[arg-type]
+    stage = StreamingAsrStage(decoder, AsrConfig(language="es"), config, translate=True)
     events = asyncio.run(_collect(stage, _pieces([(0, 0.0, 3.8)], pace=0.02)))
     translations = [e for e in events if isinstance(e, Translation)]
     assert len(translations) >= 3 and all(t.source_language == "es" and t.target_language == "en" for t in translations)

@@ -18,9 +18,7 @@ def _clock(seconds: float) -> str:
 
 
 def _json(value: Any) -> Any:
-    """A field as JSON: tuples as lists, dataclasses (words) as objects; audio is left out (None)."""
-    if isinstance(value, np.ndarray):
-        return None
+    """A field as JSON: tuples as lists, dataclasses (words) as objects."""
     if isinstance(value, tuple):
         return [_json(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -32,8 +30,8 @@ def event_record(emission: Emission) -> dict[str, Any]:
     """One JSONL line: the event's type (its class, lower case), its fields (audio samples left
     out), and when it was emitted on both clocks. Any event type has one, without a case here."""
     event = emission.event
-    fields = {f.name: _json(getattr(event, f.name)) for f in dataclasses.fields(event)}
-    record = {k: v for k, v in fields.items() if not isinstance(getattr(event, k), np.ndarray)}
+    values = ((f.name, getattr(event, f.name)) for f in dataclasses.fields(event))
+    record = {name: _json(value) for name, value in values if not isinstance(value, np.ndarray)}
     return {"type": type(event).__name__.lower(), **record, "emitted": emission.wall, "stream": emission.stream}
 
 
