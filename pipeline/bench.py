@@ -32,7 +32,7 @@ from pipeline.algos.metrics import (
     utterance_timings,
     word_emissions,
 )
-from pipeline.algos.wer import corpus_wer
+from pipeline.algos.wer import corpus_wer, edit_distance, tokens
 from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import Config
 from pipeline.errors import ConfigError
@@ -126,6 +126,34 @@ def build_stream(
         pieces += [audio, np.zeros(int(pause_s * SAMPLE_RATE), dtype=np.float32)]
         position += len(audio) / SAMPLE_RATE + pause_s
     return np.concatenate(pieces), segments
+
+
+#: A decoded word whose middle lies further than this from every reference utterance is invented, in s.
+INVENTED_AFTER_S = 1.0
+
+
+def sentence_check(
+    reference: Reference, words: list[tuple[str, float, float]], language: str
+) -> tuple[list[int], list[str]]:
+    """The reference utterances a transcript lost (numbered from 1: fewer than half of their words
+    found among the ``words``, timed in stream seconds, decoded over their span) and the words
+    it invented (their middle more than ``INVENTED_AFTER_S`` from every reference utterance)."""
+    lost = []
+    for number, utterance in enumerate(reference.utterances, 1):
+        truth = tokens(utterance.text, language)
+        near = " ".join(w for w, s, e in words if utterance.start - 0.5 <= (s + e) / 2 <= utterance.end + 0.5)
+        found = tokens(near, language)
+        if len(truth) - edit_distance(truth, found) < len(truth) / 2 and len(found) < len(truth) / 2:
+            lost.append(number)
+    invented = [
+        w
+        for w, s, e in words
+        if all(
+            (s + e) / 2 < u.start - INVENTED_AFTER_S or (s + e) / 2 > u.end + INVENTED_AFTER_S
+            for u in reference.utterances
+        )
+    ]
+    return lost, invented
 
 
 def find_reference(audio: Path, given: Path | None) -> Reference:

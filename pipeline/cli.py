@@ -189,7 +189,18 @@ def _transcribe(args: argparse.Namespace) -> int:
         rtf = result.wall_s / result.audio_s if result.audio_s else 0.0
         outputs = ", ".join(str(p) for p in result.outputs)
         speed = f"{result.audio_s:.1f} s of audio in {result.wall_s:.1f} s (RTF {rtf:.2f})"
-        print(f"{path}: {result.segments} segments, language {result.language}, {speed} -> {outputs}")
+        checked = [
+            f"{n} {what}"
+            for n, what in (
+                (result.recovered, "skipped stretches of speech decoded again"),
+                (result.unrecognised, "left unrecognised"),
+                (result.dropped, "segments over no speech dropped"),
+                (result.repeated, "repeated segments dropped"),
+            )
+            if n
+        ]
+        checks = f" ({', '.join(checked)})" if checked else ""
+        print(f"{path}: {result.segments} segments{checks}, language {result.language}, {speed} -> {outputs}")
     return EXIT_FAILED if failed else 0
 
 

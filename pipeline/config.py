@@ -93,8 +93,9 @@ class AsrConfig:
     compute_type: str = "int8"
     #: CPU threads for the model; 0 uses every core.
     threads: int = 0
-    #: Pass the previous chunk's text as the prompt (consistent spelling and punctuation).
-    condition_on_previous_text: bool = True
+    #: Recordings: pass the previous chunk's text as the prompt. Off by default: with it Whisper
+    #: skipped and invented whole sentences in multi-sentence recordings (benchmarks/README).
+    condition_on_previous_text: bool = False
     #: Recordings: stretches of speech are merged into chunks spanning at most this long, in s.
     max_chunk_s: float = 28.0
     #: Recordings: a silence longer than this, in seconds, starts a new chunk.

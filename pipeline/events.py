@@ -66,6 +66,8 @@ class SpeechSegment:
     this piece; ``voiced_until`` is the stream position just after the utterance's last voiced
     frame so far (the speaker is pausing when it lags behind ``end``); ``pauses`` are the
     silences inside the utterance that ended in this piece, as (start, end) stream positions.
+    ``speech`` are the stretches of speech inside the piece, as (start, end) stream positions, where
+    the VAD states them (a recording's chunks: Silero's stretches without padding).
     """
 
     utterance: int
@@ -75,6 +77,7 @@ class SpeechSegment:
     final: bool = True
     voiced_until: int | None = None
     pauses: tuple[tuple[int, int], ...] = ()
+    speech: tuple[tuple[int, int], ...] = ()
 
     @property
     def start_s(self) -> float:

@@ -39,6 +39,12 @@ class FileResult:
     path: Path
     outputs: list[Path] = field(default_factory=list)
     segments: int = 0
+    #: The speech check's counts (see RecordingAsrStage): stretches heard again, segments over no
+    #: speech dropped, segments repeating the one before dropped, stretches left unrecognised.
+    recovered: int = 0
+    dropped: int = 0
+    repeated: int = 0
+    unrecognised: int = 0
     audio_s: float = 0.0
     wall_s: float = 0.0
     language: str | None = None
@@ -124,6 +130,12 @@ def _pass(
                     "compute_type": decoder.compute_type,
                     "beam_size": config.asr.beam_size,
                 },
+                "speech_check": {
+                    "recovered": asr.recovered,
+                    "dropped": asr.dropped,
+                    "repeated": asr.repeated,
+                    "unrecognised": [{"start": start, "end": end} for start, end in asr.unrecognised],
+                },
                 "timings": {
                     "model_load_s": round(decoder.load_seconds, 3),
                     "asr_s": round(asr.compute_seconds, 3),
@@ -168,6 +180,8 @@ def _pass(
                 translated.close()
                 result.outputs += translated.written
             result.segments = len(writer.segments)
+            result.recovered, result.unrecognised = asr.recovered, len(asr.unrecognised)
+            result.dropped, result.repeated = asr.dropped, asr.repeated
     result.audio_s = audio_end
     result.wall_s = time.perf_counter() - started
     result.language = asr.language

@@ -144,6 +144,23 @@ class Decoder(Protocol):
     ) -> Hypothesis: ...
 
 
+class ChunkDecoder(Protocol):
+    """What a recording's recogniser needs: whole chunks decoded into timed segments."""
+
+    model_id: str
+
+    def decode(
+        self,
+        audio: Samples,
+        *,
+        language: str | None,
+        task: str,
+        beam_size: int,
+        prompt: str | None = None,
+        word_timestamps: bool = True,
+    ) -> tuple[list[Decoded], str, float]: ...
+
+
 class WhisperDecoder:
     """A loaded Whisper model. ``decode`` blocks: call it from the model's own thread."""
 
@@ -184,7 +201,15 @@ class WhisperDecoder:
         prompt: str | None = None,
         word_timestamps: bool = True,
     ) -> tuple[list[Decoded], str, float]:
-        """Decodes mono 16 kHz audio; returns its segments, the language and its probability."""
+        """Decodes mono 16 kHz audio; returns its segments, the language and its probability.
+
+        faster-whisper falls back to sampling at higher temperatures when a decode looks like a
+        loop or has a low log-probability; the sampler is seeded here, so the same audio always
+        gives the same text (a rerun of ``transcribe`` once gave a different segment without it).
+        """
+        import ctranslate2
+
+        ctranslate2.set_random_seed(0)
         segments, info = self._model.transcribe(
             as_pcm16(audio),
             language=language,

@@ -7,12 +7,17 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
-from pipeline.backends.whisper import PROMPT_CHARS, Decoded, WhisperDecoder
+from pipeline.algos.speech_cover import on_speech, repeats, uncovered
+from pipeline.backends.whisper import PROMPT_CHARS, ChunkDecoder, Decoded, audible
 from pipeline.config import AsrConfig
-from pipeline.events import SpeechSegment, Transcript, Word
+from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Word
 
 log = logging.getLogger(__name__)
+
+#: Audio kept either side of a stretch of speech decoded again on its own, in seconds.
+REDECODE_PAD_S = 1.0
 
 
 class RecordingAsrStage:
@@ -20,13 +25,18 @@ class RecordingAsrStage:
 
     With ``language = "auto"`` the language is detected on the first chunk and kept for the rest
     of the recording. ``on_progress`` hears the stream position (seconds) decoded so far.
+
+    Each chunk's segments are checked against the stretches of speech VAD found in it
+    (``algos.speech_cover``): a stretch Whisper skipped is decoded again alone, without the prompt
+    (``recovered``; ``unrecognised`` when that hears nothing either), a segment over no speech
+    is dropped (``dropped``), and so is one that only repeats the segment before it (``repeated``).
     """
 
     name = "asr"
     publishes = True
 
     def __init__(
-        self, decoder: WhisperDecoder, config: AsrConfig, on_progress: Callable[[float], None] | None = None
+        self, decoder: ChunkDecoder, config: AsrConfig, on_progress: Callable[[float], None] | None = None
     ) -> None:
         self._decoder = decoder
         self._config = config
@@ -36,14 +46,24 @@ class RecordingAsrStage:
         self.language_probability: float | None = None
         self.compute_seconds = 0.0
         self._segment_id = 0
+        self.recovered = 0  # stretches of speech Whisper skipped in a chunk, then heard alone
+        self.dropped = 0  # segments decoded where VAD found no speech
+        self.repeated = 0  # segments that only repeated the one before (Whisper looping)
+        self.unrecognised: list[tuple[float, float]] = []  # speech heard neither way, in stream seconds
 
     def stats(self) -> dict[str, float | int | None]:
-        return {"compute_s": round(self.compute_seconds, 3)}
+        return {
+            "compute_s": round(self.compute_seconds, 3),
+            "recovered": self.recovered,
+            "dropped": self.dropped,
+            "repeated": self.repeated,
+            "unrecognised": len(self.unrecognised),
+        }
 
-    def _decode(self, segment: SpeechSegment, prompt: str) -> tuple[list[Decoded], str, float]:
+    def _decode(self, audio: Samples, prompt: str) -> tuple[list[Decoded], str, float]:
         started = time.perf_counter()
         result = self._decoder.decode(
-            segment.audio,
+            audible(audio),
             language=self.language,
             task=self._config.task,
             beam_size=self._config.beam_size,
@@ -52,38 +72,64 @@ class RecordingAsrStage:
         self.compute_seconds += time.perf_counter() - started
         return result
 
-    async def run(self, inputs: AsyncIterator[SpeechSegment]) -> AsyncGenerator[Transcript, None]:
+    def _transcripts(self, decoded: list[Decoded], start_s: float, end_s: float) -> list[Transcript]:
+        """Whisper's segments of audio that starts at ``start_s`` on the stream, in stream times."""
+        found = []
+        for d in decoded:
+            if not d.text:
+                continue
+            words = tuple(
+                Word(w.text, round(w.start + start_s, 3), round(w.end + start_s, 3), w.probability) for w in d.words
+            )
+            first, last = round(d.start + start_s, 3), round(min(d.end + start_s, end_s), 3)
+            words = words or (Word(d.text, first, last),)
+            found.append(Transcript(-1, d.text, "", first, last, self.language or "", final=True, words=words))
+        return found
+
+    async def _checked(self, segment: SpeechSegment, prompt: str) -> list[Transcript]:
+        """The chunk decoded, then checked against its stretches of speech: a segment over none of
+        them is dropped, and a stretch no word covers is decoded again on its own."""
         loop = asyncio.get_running_loop()
-        prompt = ""
+        decoded, language, probability = await loop.run_in_executor(self._executor, self._decode, segment.audio, prompt)
+        if self.language is None:
+            self.language, self.language_probability = language, probability
+            log.info("detected language %s (p=%.2f)", language, probability)
+        found = self._transcripts(decoded, segment.start_s, segment.end_s)
+        if not segment.speech:
+            return found
+        speech = [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end in segment.speech]
+        kept = [t for t in found if on_speech(t.words, speech)]
+        self.dropped += len(found) - len(kept)
+        for start, end in uncovered(speech, [w for t in kept for w in t.words]):
+            first = max(segment.start, round((start - REDECODE_PAD_S) * SAMPLE_RATE))
+            last = min(segment.end, round((end + REDECODE_PAD_S) * SAMPLE_RATE))
+            audio = segment.audio[first - segment.start : last - segment.start]
+            again, _, _ = await loop.run_in_executor(self._executor, self._decode, audio, "")
+            heard = [
+                t
+                for t in self._transcripts(again, first / SAMPLE_RATE, last / SAMPLE_RATE)
+                if on_speech(t.words, [(start, end)])
+            ]
+            if heard:
+                self.recovered += 1
+                kept += heard
+            else:
+                self.unrecognised.append((round(start, 3), round(end, 3)))
+        return sorted(kept, key=lambda t: t.start)
+
+    async def run(self, inputs: AsyncIterator[SpeechSegment]) -> AsyncGenerator[Transcript, None]:
+        prompt = previous = ""
         try:
             async for segment in inputs:
-                decoded, language, probability = await loop.run_in_executor(
-                    self._executor, self._decode, segment, prompt
-                )
-                if self.language is None:
-                    self.language, self.language_probability = language, probability
-                    log.info("detected language %s (p=%.2f)", language, probability)
-                offset = segment.start_s
                 texts = []
-                for d in decoded:
-                    if not d.text:
+                for transcript in await self._checked(segment, prompt):
+                    if repeats(previous, transcript.committed):
+                        self.repeated += 1
                         continue
-                    words = tuple(
-                        Word(w.text, round(w.start + offset, 3), round(w.end + offset, 3), w.probability)
-                        for w in d.words
-                    )
-                    yield Transcript(
-                        utterance=self._segment_id,
-                        committed=d.text,
-                        tentative="",
-                        start=round(d.start + offset, 3),
-                        end=round(min(d.end + offset, segment.end_s), 3),
-                        language=self.language,
-                        final=True,
-                        words=words,
-                    )
+                    previous = transcript.committed
+                    yield replace(transcript, utterance=self._segment_id, language=self.language or "")
                     self._segment_id += 1
-                    texts.append(d.text)
+                    texts.append(transcript.committed)
                 if self._config.condition_on_previous_text:
                     prompt = (prompt + " " + " ".join(texts)).strip()[-PROMPT_CHARS:]
                 if self._on_progress:

@@ -21,15 +21,17 @@ from pipeline.algos.live_segmenter import FrameDetector, LiveSegmenter, SpanDete
 from pipeline.algos.speech_chunks import Chunk, SpeechChunker
 from pipeline.backends.silero import SileroDetector
 from pipeline.config import AsrConfig, VadConfig
-from pipeline.events import SAMPLE_RATE, AudioChunk, SpeechSegment
+from pipeline.events import SAMPLE_RATE, AudioChunk, Samples, SpeechSegment
 from pipeline.runner import Clock
 
 
 class RecordingSpeechStage:
     """AudioChunk -> SpeechSegment: whole chunks of speech from a recording, ready for Whisper.
 
-    Each segment is final (a recording needs no partial utterances) and spans at most
-    ``asr.max_chunk_s``. Detection runs on its own thread so reading continues meanwhile.
+    Each segment is final (a recording needs no partial utterances), spans at most
+    ``asr.max_chunk_s`` and states its stretches of speech (Silero again, on the chunk, without
+    padding) so recognition can check that it heard them all. Detection runs on its own thread so
+    reading continues meanwhile.
     """
 
     name = "vad"
@@ -42,13 +44,21 @@ class RecordingSpeechStage:
             max_chunk=int(asr.max_chunk_s * SAMPLE_RATE),
             max_gap=int(asr.max_gap_s * SAMPLE_RATE),
         )
+        self._stretches = SileroDetector(vad, asr.max_chunk_s, vad.recording_min_silence_ms, speech_pad_ms=0)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
         self._utterance = 0
+
+    def _push(self, audio: Samples) -> list[SpeechSegment]:
+        return self._segments(self._chunker.push(audio))
+
+    def _finish(self) -> list[SpeechSegment]:
+        return self._segments(self._chunker.finish())
 
     def _segments(self, chunks: list[Chunk]) -> list[SpeechSegment]:
         segments = []
         for chunk in chunks:
-            segments.append(SpeechSegment(self._utterance, chunk.start, chunk.end, chunk.audio, final=True))
+            speech = tuple((chunk.start + s, chunk.start + e) for s, e in self._stretches(chunk.audio))
+            segments.append(SpeechSegment(self._utterance, chunk.start, chunk.end, chunk.audio, speech=speech))
             self._utterance += 1
         return segments
 
@@ -56,10 +66,9 @@ class RecordingSpeechStage:
         loop = asyncio.get_running_loop()
         try:
             async for audio in inputs:
-                chunks = await loop.run_in_executor(self._executor, self._chunker.push, audio.mono())
-                for segment in self._segments(chunks):
+                for segment in await loop.run_in_executor(self._executor, self._push, audio.mono()):
                     yield segment
-            for segment in self._segments(await loop.run_in_executor(self._executor, self._chunker.finish)):
+            for segment in await loop.run_in_executor(self._executor, self._finish):
                 yield segment
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
