@@ -10,7 +10,8 @@ more than a second away from every reference sentence's span).
     .venv/bin/python benchmarks/transcribe_streams.py out/streams/stream_{en,es,de,fr,pt}.wav \
         --baseline-cache out/fw_whole.json
 
-``--config`` passes livesub settings (TOML) to try a variant; ``--baseline-cache`` keeps
+``--config`` passes livesub settings (TOML) to try a variant (a vocabulary, for one), ``--terms``
+scores a vocabulary file's terms (recall, precision) in both transcripts; ``--baseline-cache`` keeps
 faster-whisper's transcripts so that variants are compared without decoding them again.
 """
 
@@ -22,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline.algos.vocab import Term, parse_terms, read_vocabulary, term_scores
 from pipeline.algos.wer import edit_distance, tokens
 from pipeline.backends.whisper import WhisperDecoder
 from pipeline.bench import find_reference, sentence_check
@@ -29,7 +31,9 @@ from pipeline.config import load_config
 from pipeline.transcribe import transcribe_file
 
 
-def score(reference: Any, text: str, words: list[tuple[str, float, float]], language: str) -> dict[str, Any]:
+def score(
+    reference: Any, text: str, words: list[tuple[str, float, float]], language: str, terms: tuple[Term, ...] = ()
+) -> dict[str, Any]:
     """WER of ``text``; lost sentences and invented words of its timed ``words`` (Whisper's word
     pieces), as ``livesub.bench.sentence_check`` finds them."""
     truth = tokens(" ".join(u.text for u in reference.utterances), language)
@@ -41,6 +45,7 @@ def score(reference: Any, text: str, words: list[tuple[str, float, float]], lang
         "wer": round(errors / max(1, len(truth)), 4),
         "lost": lost,
         "invented": invented,
+        **(term_scores([(" ".join(u.text for u in reference.utterances), text)], terms, language) if terms else {}),
     }
 
 
@@ -51,9 +56,11 @@ def main() -> None:
     parser.add_argument("--config", type=Path, action="append", default=[], help="livesub configuration (TOML)")
     parser.add_argument("--baseline-cache", type=Path, help="faster-whisper's transcripts, kept between runs")
     parser.add_argument("--json", type=Path, help="write the per-stream results here")
+    parser.add_argument("--terms", type=Path, help="a vocabulary file whose terms are scored (recall, precision)")
     args = parser.parse_args()
 
     config = load_config(args.config, {"asr": {"model": args.model}})
+    terms = parse_terms(read_vocabulary(args.terms)) if args.terms else ()
     decoder = WhisperDecoder(config.asr)
     cache: dict[str, Any] = {}
     if args.baseline_cache and args.baseline_cache.exists():
@@ -61,6 +68,7 @@ def main() -> None:
     baseline = None
     rows = []
     totals = {"livesub": [0, 0, 0, 0], "faster-whisper": [0, 0, 0, 0]}  # errors, words, lost, invented
+    term_totals = {"livesub": [0.0, 0], "faster-whisper": [0.0, 0]}  # terms found, term occurrences
     for stream in args.streams:
         reference = find_reference(stream, None)
         language = (reference.language or "en").split("-")[0]
@@ -94,13 +102,16 @@ def main() -> None:
             }
         row: dict[str, Any] = {"stream": str(stream), "language": language}
         for name, decoded in (("livesub", ours), ("faster-whisper", cache[key])):
-            result = score(reference, decoded["text"], decoded["words"], language)
+            result = score(reference, decoded["text"], decoded["words"], language, terms)
             row[name] = result
             total = totals[name]
             total[0] += result["errors"]
             total[1] += result["words"]
             total[2] += len(result["lost"])
             total[3] += len(result["invented"])
+            if terms:
+                term_totals[name][0] += result["term_occurrences"] * result["term_recall"]
+                term_totals[name][1] += result["term_occurrences"]
         rows.append(row)
         mine, theirs = row["livesub"], row["faster-whisper"]
         print(
@@ -112,7 +123,10 @@ def main() -> None:
             flush=True,
         )
     for name, (errors, words, lost, invented) in totals.items():
-        print(f"{name:<15} WER {errors / max(1, words):.1%} ({words} words), lost {lost}, invented words {invented}")
+        found, expected = term_totals[name]
+        recall = f", term recall {found / expected:.1%} ({expected} occurrences)" if expected else ""
+        wer = errors / max(1, words)
+        print(f"{name:<15} WER {wer:.1%} ({words} words), lost {lost}, invented words {invented}{recall}")
     if args.baseline_cache:
         args.baseline_cache.write_text(json.dumps(cache, ensure_ascii=False))
     if args.json:

@@ -24,14 +24,18 @@ import numpy as np
 from pipeline.algos.metrics import (
     TOLERANCE_S,
     RefUtterance,
+    ShownText,
     TimedTranscript,
     UtteranceTiming,
     average_lagging,
+    first_text,
+    owner,
     percentile,
     retractions,
     utterance_timings,
     word_emissions,
 )
+from pipeline.algos.vocab import Term, term_scores
 from pipeline.algos.wer import corpus_wer, edit_distance, tokens
 from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import Config
@@ -79,7 +83,9 @@ def load_reference(path: Path) -> Reference:
             return Reference(None, tuple(utterances), any(u.text for u in utterances), str(path))
         data = json.loads(text)
         utterances = [
-            RefUtterance(float(s["start"]), float(s["end"]), s.get("ref", ""), s.get("translation", ""))
+            RefUtterance(
+                float(s["start"]), float(s["end"]), s.get("ref", ""), s.get("translation", ""), s.get("language", "")
+            )
             for s in data["segments"]
         ]
     except (ValueError, KeyError, TypeError) as e:
@@ -97,7 +103,8 @@ def build_stream(
     level_dbfs: float | None = None,
 ) -> tuple[Samples, list[dict[str, Any]]]:
     """Single clips joined into one multi-utterance stream, with pauses, and its reference
-    segments: each clip's speech span (Silero on the clip alone) and text (the .txt beside it).
+    segments: each clip's speech span (Silero on the clip alone), text (the .txt beside it) and
+    language (the .meta.json beside it, when it has one).
     With ``level_dbfs``, each clip is scaled so that its speech span has that RMS level."""
     from pipeline.backends.silero import SileroDetector
     from pipeline.config import VadConfig
@@ -122,6 +129,11 @@ def build_stream(
             audio = audio * np.float32(10 ** (level_dbfs / 20) / np.sqrt(np.mean(speech * speech)))
         if translations and clip.stem in translations:
             segment["translation"] = translations[clip.stem]
+        meta = clip.with_suffix(".meta.json")
+        if meta.is_file():  # the shared recordings' origin records state their language
+            language = json.loads(meta.read_text(encoding="utf-8")).get("language")
+            if language:
+                segment["language"] = language.split("-")[0].split(" ")[0]
         segments.append(segment)
         pieces += [audio, np.zeros(int(pause_s * SAMPLE_RATE), dtype=np.float32)]
         position += len(audio) / SAMPLE_RATE + pause_s
@@ -191,8 +203,22 @@ def _timed(result: SessionResult, realtime: bool) -> list[TimedTranscript]:
     return events
 
 
+def _shown(result: SessionResult, realtime: bool) -> list[ShownText]:
+    return [
+        ShownText(
+            e.wall if realtime else e.stream,
+            e.event.utterance,
+            e.event.text,
+            e.event.final,
+            tuple((w.start, w.end) for w in e.event.words),
+        )
+        for e in result.emissions
+        if isinstance(e.event, Transcript)
+    ]
+
+
 def play(config: Config, decoder: WhisperDecoder, path: Path, reference: Reference, realtime: bool) -> Run:
-    if reference.language and config.asr.language == "auto":
+    if reference.language and config.asr.language == "auto" and not config.asr.languages:
         from pipeline.config import merge
 
         config = merge(config, {"asr": {"language": reference.language.split("-")[0]}})
@@ -296,7 +322,34 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
+def language_figures(runs: list[Run]) -> dict[str, int] | None:
+    """Reference utterances that state their language, and how many of them were recognised in
+    another (the language of the finals whose words fall on them, by words); None without any."""
+    stated = wrong = 0
+    for run in runs:
+        heard: list[dict[str, int]] = [{} for _ in run.reference.utterances]
+        for final in run.result.finals:
+            for word in final.words:
+                index = owner(run.reference.utterances, (word.start, word.end))
+                if index is not None:
+                    heard[index][final.language] = heard[index].get(final.language, 0) + 1
+        for utterance, languages in zip(run.reference.utterances, heard, strict=True):
+            if utterance.language:
+                stated += 1
+                wanted = utterance.language.split("-")[0]
+                wrong += not languages or max(languages, key=languages.__getitem__) != wanted
+    return {"utterances": stated, "wrong_language": wrong} if stated else None
+
+
+def term_figures(runs: list[Run], terms: tuple[Term, ...]) -> dict[str, float | int] | None:
+    """Recall and precision of the vocabulary's terms in the finals, against the references."""
+    with_text = [r for r in runs if r.reference.has_text]
+    if not terms or not with_text:
+        return None
+    return term_scores([_wer_pair(r) for r in with_text], terms, _language(with_text[0]))
+
+
+def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dict[str, Any]:
     """The figures for one configuration over all its runs (schema in README, "Measuring latency and quality")."""
     audio = sum(r.result.audio_s for r in runs)
     wall = sum(r.result.wall_s for r in runs)
@@ -308,6 +361,7 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
     timings = [t for r in runs for t in r.timings]
     finals = [t.final for t in timings if t.final is not None]
     firsts = [t.first_partial for t in timings if t.first_partial is not None]
+    texts = [t for r in runs for t in first_text(r.reference.utterances, _shown(r.result, realtime), _language(r))]
     with_text = [r for r in runs if r.reference.has_text]
     wer = corpus_wer([_wer_pair(r) for r in with_text], _language(with_text[0])) if with_text else None
     translation = translation_figures(runs, realtime)
@@ -325,7 +379,10 @@ def report(runs: list[Run], realtime: bool) -> dict[str, Any]:
         "chrf": translation["chrf"],
         "al": translation["al"],
         "laal": translation["laal"],
+        "terms": term_figures(runs, terms),
+        "languages": language_figures(runs),
         "latency": {
+            "first_text_p50": _round(percentile([t for t in texts if t is not None], 50)),
             "first_partial_p50": _round(percentile(firsts, 50)),
             "final_p50": _round(percentile(finals, 50)),
             "final_p95": _round(percentile(finals, 95)),
@@ -410,7 +467,11 @@ TABLE_ROWS = [
     ("chrF", ("chrf",)),
     ("AL s", ("al",)),
     ("LAAL s", ("laal",)),
-    ("first partial p50 s", ("latency", "first_partial_p50")),
+    ("term recall", ("terms", "term_recall")),
+    ("term precision", ("terms", "term_precision")),
+    ("wrong-language utterances", ("languages", "wrong_language")),
+    ("first text p50 s", ("latency", "first_text_p50")),
+    ("first committed p50 s", ("latency", "first_partial_p50")),
     ("final p50 s", ("latency", "final_p50")),
     ("final p95 s", ("latency", "final_p95")),
     ("final max s", ("latency", "final_max")),
@@ -538,7 +599,7 @@ def run_bench(
         except KeyboardInterrupt:
             complete = False
         if runs:
-            reports.append((name, report(runs, realtime)))
+            reports.append((name, report(runs, realtime, config.asr.terms)))
             all_runs.append(runs)
         if not complete:
             break

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__, models
+from pipeline.algos.vocab import read_vocabulary
 from pipeline.config import OUTPUT_FORMATS, Config, load_config
 from pipeline.errors import AudioError, ConfigError, LivesubError
 
@@ -54,6 +55,28 @@ def _translation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _languages(text: str) -> list[str]:
+    languages = [code.strip().lower() for code in text.split(",") if code.strip()]
+    if len(languages) < 2 or len(set(languages)) != len(languages):
+        raise argparse.ArgumentTypeError(f"expected two or more different languages, e.g. en,es; got '{text}'")
+    return languages
+
+
+def _recognition_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--vocab",
+        type=Path,
+        metavar="FILE",
+        help="names and terms to spell as given, one a line, optionally 'term = translation'",
+    )
+    parser.add_argument(
+        "--languages",
+        type=_languages,
+        metavar="LIST",
+        help="the conversation's languages, e.g. en,es: each utterance is recognised in the one it is in",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="livesub", description="Offline streaming speech translation and transcription.")
     parser.add_argument("--version", action="version", version=f"livesub {__version__}")
@@ -75,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, action="append", default=[], help="TOML configuration file (repeatable)"
     )
     _translation_options(transcribe)
+    _recognition_options(transcribe)
 
     live = commands.add_parser("live", help="live subtitles from a microphone or a recording played as if live")
     where = live.add_mutually_exclusive_group()
@@ -101,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="save the session's transcript in this directory (default: output.live_dir, else not saved)",
     )
     _translation_options(live)
+    _recognition_options(live)
     live.add_argument(
         "--show-source", action="store_true", default=None, help="when translating, show the source on the top line"
     )
@@ -124,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--language", help="spoken language for every input (default: the reference's, else auto)")
     _translation_options(bench)
+    _recognition_options(bench)
     bench.add_argument("--json", type=Path, help="write the report as JSON")
     bench.add_argument("--plot", type=Path, help="write a PNG: per-utterance timeline and latency distribution")
     bench.add_argument("--repeat", type=int, default=1, help="play every input N times (default 1)")
@@ -139,10 +165,21 @@ def _given(**settings: Any) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if v is not None}
 
 
+def _asr_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    vocabulary = read_vocabulary(args.vocab) if args.vocab is not None else None
+    return _given(
+        language=args.language,
+        task=getattr(args, "task", None),
+        model=getattr(args, "model", None),
+        vocabulary=list(vocabulary) if vocabulary else None,
+        languages=args.languages,
+    )
+
+
 def _config(args: argparse.Namespace) -> Config:
     formats = getattr(args, "formats", None)
     overrides = {
-        "asr": _given(language=args.language, task=getattr(args, "task", None), model=getattr(args, "model", None)),
+        "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
         "display": _given(show_source=getattr(args, "show_source", None)),
         "output": _given(formats=list(formats) if formats else None),
@@ -312,7 +349,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise ConfigError("--repeat must be at least 1")
     overrides = {
-        "asr": _given(language=args.language),
+        "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
     }
     configs = [(path.stem, load_config([path], overrides)) for path in args.config] or [

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.algos.vocab import Term, parse_terms
 from pipeline.errors import ConfigError
 
 
@@ -96,6 +97,11 @@ class AsrConfig:
     #: Recordings: pass the previous chunk's text as the prompt. Off by default: with it Whisper
     #: skipped and invented whole sentences in multi-sentence recordings (benchmarks/README).
     condition_on_previous_text: bool = False
+    #: Names and terms to spell as given: "term" or "term = translation" (``--vocab FILE``).
+    vocabulary: tuple[str, ...] = ()
+    #: The languages a conversation switches between (two or more ISO 639-1 codes, with
+    #: ``language = "auto"``): each utterance is recognised in the one it is in.
+    languages: tuple[str, ...] = ()
     #: Recordings: stretches of speech are merged into chunks spanning at most this long, in s.
     max_chunk_s: float = 28.0
     #: Recordings: a silence longer than this, in seconds, starts a new chunk.
@@ -108,6 +114,14 @@ class AsrConfig:
         _check(1.0 <= self.max_chunk_s <= 30.0, "asr.max_chunk_s must be between 1 and 30")
         _check(self.max_gap_s >= 0.0, "asr.max_gap_s must not be negative")
         _check(bool(self.language), "asr.language must not be empty (use auto)")
+        parse_terms(self.vocabulary)  # a malformed term is a ConfigError
+        if self.languages:
+            _check(len(set(self.languages)) >= 2, "asr.languages must name two or more different languages")
+            _check(self.language == "auto", "give either asr.language or asr.languages, not both")
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        return parse_terms(self.vocabulary)
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def live_graph(
         StreamingAsrStage(decoder, config.asr, config.streaming, translate=backend == "whisper", clock=clock),
     ]
     if translator is not None:
-        stages.append(TranslationStage(translator, clock))
+        stages.append(TranslationStage(translator, clock, config.asr.terms))
     if frontend is not None:
         stages.insert(0, frontend)
     return stages, [SubtitleStage(config.display, translating=bool(backend))]
@@ -199,7 +199,7 @@ def recording_stages(
     on_progress: Callable[[float], None] | None = None,
 ) -> tuple[RecordingSpeechStage, RecordingAsrStage, TranslationStage | None]:
     """A recording's trunk: Silero VAD -> Whisper on whole chunks [-> text translation]."""
-    translation = TranslationStage(translator) if translator is not None else None
+    translation = TranslationStage(translator, terms=config.asr.terms) if translator is not None else None
     return (
         RecordingSpeechStage(config.vad, config.asr),
         RecordingAsrStage(decoder, config.asr, on_progress=on_progress),

@@ -121,6 +121,7 @@ def _pass(
                 "file": path.name,
                 "language": asr.language,
                 "language_probability": asr.language_probability,
+                **({"languages": asr.heard} if config.asr.languages else {}),
                 "task": config.asr.task,
                 "complete": complete,
                 "duration_s": round(audio_end, 3),
@@ -184,7 +185,7 @@ def _pass(
             result.dropped, result.repeated = asr.dropped, asr.repeated
     result.audio_s = audio_end
     result.wall_s = time.perf_counter() - started
-    result.language = asr.language
+    result.language = asr.language or "/".join(asr.heard)
     if not writer.segments:
         raise AudioError(f"{path}: no speech found in {audio_end:.1f} s of audio")
     return result

@@ -18,7 +18,7 @@ import soundfile
 from pipeline.algos.metrics import RefUtterance, TimedTranscript, utterance_timings
 from pipeline.algos.wer import wer
 from pipeline.backends.whisper import EXTRA_TOKENS, TOKENS_PER_S, WhisperDecoder
-from pipeline.bench import build_stream, load_reference
+from pipeline.bench import build_stream, load_reference, run_bench
 from pipeline.config import load_config
 from pipeline.events import SAMPLE_RATE, Transcript
 from pipeline.inputs.sources import FileSource
@@ -247,3 +247,22 @@ def test_a_second_ctrl_c_still_saves_what_was_finished(
     saved = json.loads((tmp_path / "en_conversation_2spk_30s.live.json").read_text(encoding="utf-8"))
     assert [s["text"] for s in saved["segments"]] == finals
     assert "interrupted; saved" in capsys.readouterr().err
+
+
+def test_a_conversation_switching_languages_is_recognised_utterance_by_utterance(tmp_path: Path) -> None:
+    # German, Spanish and English turns with 0.8 s pauses, replayed (deterministic); each
+    # utterance is recognised in its own language among the three allowed.
+    names = ["fleurs-de-000.ogg", "fleurs-es-002.ogg", "fleurs-en-002.ogg", "fleurs-es-003.ogg", "fleurs-en-001.ogg"]
+    audio, segments = build_stream([FIXTURES / n for n in names], pause_s=0.8)
+    path = tmp_path / "conversation.wav"
+    soundfile.write(path, audio, SAMPLE_RATE)
+    path.with_suffix(".ref.json").write_text(json.dumps({"segments": segments}))
+    config = load_config([], {"asr": {"languages": ["en", "es", "de"]}})
+
+    reports, _, complete = run_bench([path], [], [("default", config)], realtime=False, repeat=1)
+
+    report = reports[0][1]
+    assert complete
+    assert report["languages"] == {"utterances": 5, "wrong_language": 0}
+    assert report["utterances"]["dropped"] == 0
+    assert report["wer"] <= 0.25

@@ -4,8 +4,10 @@ import pytest
 
 from pipeline.algos.metrics import (
     RefUtterance,
+    ShownText,
     TimedTranscript,
     average_lagging,
+    first_text,
     owner,
     percentile,
     retractions,
@@ -72,3 +74,19 @@ def test_word_emissions_time_each_word_by_its_first_commit() -> None:
 def test_retractions_count_commits_that_change_earlier_words() -> None:
     assert retractions(["", "a", "a b", "a b c"]) == 0
     assert retractions(["a b", "a c", "a c d", "a"]) == 2
+
+
+def test_first_text_counts_only_words_the_final_keeps() -> None:
+    references = [RefUtterance(1.0, 4.0), RefUtterance(6.0, 9.0)]
+    shown = [
+        # A guess the final drops, then a tentative word it keeps, then the final.
+        ShownText(1.4, 0, "Hello", False, ()),
+        ShownText(1.9, 0, "The cat", False, ()),
+        ShownText(4.6, 0, "The cat sat.", True, ((1.0, 1.5), (1.5, 2.0), (2.0, 3.5))),
+        # The second reference utterance: only its final is seen.
+        ShownText(9.8, 1, "It rained.", True, ((6.5, 7.0), (7.0, 8.5))),
+        # An utterance nothing of which falls on a reference utterance.
+        ShownText(12.0, 2, "Noise.", True, ((11.0, 11.5),)),
+    ]
+    assert first_text(references, shown, "en") == [0.9, 3.8]
+    assert first_text(references, shown[3:4], "en") == [None, 3.8]

@@ -27,11 +27,19 @@ def test_a_word_is_on_speech_when_its_middle_is() -> None:
     assert not on_speech([], speech)
 
 
-def test_stretches_no_word_overlaps_are_uncovered() -> None:
+def test_stretches_and_long_gaps_no_word_overlaps_are_uncovered() -> None:
     speech = [(1.0, 3.0), (5.0, 7.0), (9.0, 9.5)]
     assert uncovered(speech, _words((1.2, 1.5), (2.0, 2.5))) == [(5.0, 7.0), (9.0, 9.5)]
-    assert uncovered(speech, _words((2.8, 5.1), (9.4, 9.8))) == []  # an edge is enough
     assert uncovered(speech, []) == speech
+    # Short gaps at the edges or between words are speech too, not skipped.
+    assert uncovered(speech, _words((1.1, 2.0), (2.9, 5.1), (5.2, 6.0), (6.2, 6.9), (9.4, 9.8))) == []
+    # Whisper stopped early (the last 3 s of a stretch) or started late.
+    long = [(10.0, 20.0)]
+    assert uncovered(long, _words((10.1, 11.0), (11.2, 13.0), (15.2, 17.0))) == [(13.0, 15.2), (17.0, 20.0)]
+    assert uncovered(long, _words((12.0, 13.0), (13.0, 19.8))) == [(10.0, 12.0), (13.5, 20.0)]
+    assert uncovered(long, _words((10.0, 11.5), (14.0, 15.0), (15.0, 20.0))) == [(11.5, 14.0), (15.5, 20.0)]
+    # The last word heard stretched over the rest: no word lasts 7 s.
+    assert uncovered(long, _words((10.0, 12.0), (12.0, 19.0))) == [(12.5, 20.0)]
 
 
 def test_a_segment_repeating_the_end_of_the_one_before_is_a_loop() -> None:
@@ -62,6 +70,7 @@ class _Whisper:
         beam_size: int,
         prompt: str | None = None,
         word_timestamps: bool = True,
+        languages: tuple[str, ...] = (),
     ) -> tuple[list[Decoded], str, float]:
         seconds = len(audio) / SAMPLE_RATE
         self.calls.append((seconds, prompt))

@@ -68,6 +68,7 @@ class ScriptedDecoder:
         beam_size: int,
         prompt: str = "",
         pad_s: float = 3.0,
+        languages: tuple[str, ...] = (),
     ) -> Hypothesis:
         time.sleep(self.delay)
         self.calls.append((len(audio) / SAMPLE_RATE, beam_size))

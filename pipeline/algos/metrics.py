@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from pipeline.algos.wer import tokens
 
 #: How far outside a reference utterance's span an emitted word may lie and still belong to it.
 TOLERANCE_S = 0.3
@@ -27,6 +30,7 @@ class RefUtterance:
     end: float
     text: str = ""
     translation: str = ""
+    language: str = ""  # where the reference says which language this utterance is in
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,38 @@ def utterance_timings(references: Sequence[RefUtterance], events: Sequence[Timed
             )
         )
     return timings
+
+
+@dataclass(frozen=True)
+class ShownText:
+    """A transcript event as the wearer sees it: all of its text, committed and tentative."""
+
+    emitted: float  # seconds on the measuring clock
+    utterance: int  # the recogniser's utterance
+    text: str
+    final: bool
+    word_times: tuple[tuple[float, float], ...]  # committed words, stream seconds
+
+
+def first_text(references: Sequence[RefUtterance], shown: Sequence[ShownText], language: str) -> list[float | None]:
+    """For each reference utterance, how long after it began the wearer first saw text of it that
+    stays: the first event of a recognised utterance showing a word that utterance's final holds
+    too (tentative words count; a guess the final drops does not). A recognised utterance belongs
+    to the reference utterance most of its final's words fall on. None: nothing of it was seen."""
+    latencies: list[float | None] = [None] * len(references)
+    for final in (e for e in shown if e.final):
+        owners = Counter(o for w in final.word_times if (o := owner(references, w)) is not None)
+        if not owners:
+            continue
+        index = owners.most_common(1)[0][0]
+        kept = set(tokens(final.text, language))
+        for event in shown:
+            if event.utterance == final.utterance and kept & set(tokens(event.text, language)):
+                latency = round(event.emitted - references[index].start, 4)
+                earlier = latencies[index]
+                latencies[index] = latency if earlier is None else min(earlier, latency)
+                break
+    return latencies
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -109,6 +109,7 @@ class OpenUtterance:
     decoded: int = 0  # samples covered by the latest decode
     logprob: float = 0.0  # the latest decode's average log-probability
     emitted: tuple[str, str] | None = None
+    language: str | None = None  # in a conversation of several languages: the one it is in, once known
 
     @property
     def whole(self) -> Samples:

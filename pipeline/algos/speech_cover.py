@@ -1,9 +1,9 @@
 """Decoded text checked against the speech VAD found: nothing lost, nothing invented.
 
-Whisper decoding a long chunk sometimes stops early and skips a sentence, or fills a stretch of
-silence with a stock phrase ("Ich wünsche Ihnen einen schönen Abend."). Both show in the times:
-a stretch of speech that no decoded word overlaps was skipped; a segment none of whose words has
-its middle on speech was invented. Times are seconds on one timeline.
+Whisper decoding a long chunk sometimes stops early and skips a sentence or the end of one, or
+fills a stretch of silence with a stock phrase ("Ich wünsche Ihnen einen schönen Abend."). Both
+show in the times: speech that no decoded word overlaps for a while was skipped; a segment none of
+whose words has its middle on speech was invented. Times are seconds on one timeline.
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ Span = tuple[float, float]
 
 #: Whisper's word times can be off by this much at the edges of speech, in seconds.
 TOLERANCE_S = 0.2
+#: Speech without a word for this long inside a stretch was skipped, in seconds (Silero's
+#: stretches hold no pause of a second, and words follow each other closer than that).
+MIN_GAP_S = 1.5
+#: No word lasts longer than this, in seconds; where Whisper stopped early, its alignment can
+#: stretch the last word over the speech it skipped ("und" over 7 s of German). Such a word is
+#: taken to last ``STRETCHED_WORD_S``.
+MAX_WORD_S = 2.0
+STRETCHED_WORD_S = 0.5
 
 
 def on_speech(words: Sequence[Word], speech: Sequence[Span], tolerance: float = TOLERANCE_S) -> bool:
@@ -25,9 +33,26 @@ def on_speech(words: Sequence[Word], speech: Sequence[Span], tolerance: float = 
     )
 
 
-def uncovered(speech: Sequence[Span], words: Sequence[Word]) -> list[Span]:
-    """The stretches of speech that no word overlaps."""
-    return [(start, end) for start, end in speech if not any(w.start < end and w.end > start for w in words)]
+def uncovered(speech: Sequence[Span], words: Sequence[Word], min_gap: float = MIN_GAP_S) -> list[Span]:
+    """The parts of the stretches of speech that no word overlaps: whole stretches, and gaps of at
+    least ``min_gap`` inside one (Whisper stopped before its end, or started late); a word longer
+    than ``MAX_WORD_S`` counts for ``STRETCHED_WORD_S``."""
+    gaps = []
+    for start, end in speech:
+        covering = sorted(
+            (w.start, w.end if w.end - w.start <= MAX_WORD_S else w.start + STRETCHED_WORD_S)
+            for w in words
+            if w.start < end and w.end > start
+        )
+        if not covering:
+            gaps.append((start, end))
+            continue
+        reached = start
+        for word_start, word_end in [*covering, (end, end)]:
+            if word_start - reached >= min_gap:
+                gaps.append((reached, word_start))
+            reached = max(reached, word_end)
+    return gaps
 
 
 def repeats(before: str, text: str) -> bool:

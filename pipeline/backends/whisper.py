@@ -126,6 +126,13 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
+def likeliest(scores: list[tuple[str, float]], allowed: tuple[str, ...] = ()) -> str:
+    """The most probable language of Whisper's (language, probability) scores, among ``allowed``
+    when given (a conversation known to be in those)."""
+    candidates = [(p, code) for code, p in scores if not allowed or code in allowed]
+    return max(candidates)[1] if candidates else scores[0][0]
+
+
 class Decoder(Protocol):
     """What the streaming recogniser needs of a speech recogniser (Whisper, or a test's script)."""
 
@@ -141,6 +148,7 @@ class Decoder(Protocol):
         beam_size: int,
         prompt: str = "",
         pad_s: float = 3.0,
+        languages: tuple[str, ...] = (),
     ) -> Hypothesis: ...
 
 
@@ -158,6 +166,7 @@ class ChunkDecoder(Protocol):
         beam_size: int,
         prompt: str | None = None,
         word_timestamps: bool = True,
+        languages: tuple[str, ...] = (),
     ) -> tuple[list[Decoded], str, float]: ...
 
 
@@ -200,8 +209,10 @@ class WhisperDecoder:
         beam_size: int,
         prompt: str | None = None,
         word_timestamps: bool = True,
+        languages: tuple[str, ...] = (),
     ) -> tuple[list[Decoded], str, float]:
         """Decodes mono 16 kHz audio; returns its segments, the language and its probability.
+        With no ``language`` it is detected, among ``languages`` when given.
 
         faster-whisper falls back to sampling at higher temperatures when a decode looks like a
         loop or has a low log-probability; the sampler is seeded here, so the same audio always
@@ -210,8 +221,14 @@ class WhisperDecoder:
         import ctranslate2
 
         ctranslate2.set_random_seed(0)
+        audio = as_pcm16(audio)
+        probability = None
+        if language is None and languages:
+            _, _, scores = self._model.detect_language(audio)
+            language = likeliest(scores, languages)
+            probability = dict(scores)[language]
         segments, info = self._model.transcribe(
-            as_pcm16(audio),
+            audio,
             language=language,
             task=task,
             beam_size=beam_size,
@@ -221,9 +238,8 @@ class WhisperDecoder:
         )
         decoded = []
         for s in segments:  # the lazy generator: this is where the decoding happens
-            words = tuple(
-                Word(w.word.strip(), float(w.start), float(w.end), float(w.probability)) for w in (s.words or ())
-            )
+            pieces = [(w.word, float(w.start), float(w.end), float(w.probability)) for w in (s.words or ())]
+            words = tuple(words_from_alignment(pieces, info.language))
             decoded.append(
                 Decoded(
                     s.text.strip(),
@@ -235,7 +251,7 @@ class WhisperDecoder:
                     s.compression_ratio,
                 )
             )
-        return decoded, info.language, float(info.language_probability)
+        return decoded, info.language, float(probability or info.language_probability)
 
     def decode_utterance(
         self,
@@ -246,8 +262,10 @@ class WhisperDecoder:
         beam_size: int,
         prompt: str = "",
         pad_s: float = 3.0,
+        languages: tuple[str, ...] = (),
     ) -> Hypothesis:
-        """Decodes one utterance (at most 30 s) with the encoder sized to the audio.
+        """Decodes one utterance (at most 30 s) with the encoder sized to the audio; with no
+        ``language``, in the one detected (among ``languages`` when given).
 
         faster-whisper pads every window to 30 s, so one decode costs ~0.55 s here whatever the
         clip's length. The CTranslate2 encoder accepts shorter input: sized to the audio plus
@@ -270,7 +288,7 @@ class WhisperDecoder:
         encoded = model.encode(features)
         if language is None:
             scores = model.model.detect_language(encoded)[0]
-            language = scores[0][0][2:-2]
+            language = likeliest([(token[2:-2], p) for token, p in scores], languages)
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=task, language=language)
         previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
         sequence = model.get_prompt(tokenizer, previous, without_timestamps=True)

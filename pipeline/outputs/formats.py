@@ -84,6 +84,7 @@ def segment_json(segment: Transcript) -> dict[str, Any]:
         "start": segment.start,
         "end": segment.end,
         "text": segment.text,
+        "language": segment.language,
         "words": [
             {"word": w.text, "start": w.start, "end": w.end, "probability": round(w.probability, 3)}
             for w in segment.words

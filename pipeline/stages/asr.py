@@ -9,7 +9,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from pipeline.algos.open_utterance import join_words
 from pipeline.algos.speech_cover import on_speech, repeats, uncovered
+from pipeline.algos.vocab import prompt as prompt_terms
 from pipeline.backends.whisper import PROMPT_CHARS, ChunkDecoder, Decoded, audible
 from pipeline.config import AsrConfig
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Word
@@ -24,10 +26,13 @@ class RecordingAsrStage:
     """SpeechSegment -> Transcript: each chunk of a recording decoded whole; every result final.
 
     With ``language = "auto"`` the language is detected on the first chunk and kept for the rest
-    of the recording. ``on_progress`` hears the stream position (seconds) decoded so far.
+    of the recording; with ``asr.languages`` (a conversation in several) each chunk's is detected
+    among them. ``on_progress`` hears the stream position (seconds) decoded so far.
 
     Each chunk's segments are checked against the stretches of speech VAD found in it
-    (``algos.speech_cover``): a stretch Whisper skipped is decoded again alone, without the prompt
+    (``algos.speech_cover``): speech Whisper skipped (a stretch, or a long gap inside one) is
+    decoded again alone, with a second of audio either side but only the words over it kept,
+    without the text before it (and without the vocabulary, when with it nothing was heard)
     (``recovered``; ``unrecognised`` when that hears nothing either), a segment over no speech
     is dropped (``dropped``), and so is one that only repeats the segment before it (``repeated``).
     """
@@ -41,9 +46,12 @@ class RecordingAsrStage:
         self._decoder = decoder
         self._config = config
         self._on_progress = on_progress
+        self._glossary = prompt_terms(config.terms, translated=config.task == "translate")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self.language: str | None = None if config.language == "auto" else config.language
         self.language_probability: float | None = None
+        self._chunk_language = self.language or ""  # the language of the chunk being decoded
+        self.heard: dict[str, int] = {}  # with asr.languages: chunks heard in each language
         self.compute_seconds = 0.0
         self._segment_id = 0
         self.recovered = 0  # stretches of speech Whisper skipped in a chunk, then heard alone
@@ -60,14 +68,15 @@ class RecordingAsrStage:
             "unrecognised": len(self.unrecognised),
         }
 
-    def _decode(self, audio: Samples, prompt: str) -> tuple[list[Decoded], str, float]:
+    def _decode(self, audio: Samples, prompt: str, glossary: bool = True) -> tuple[list[Decoded], str, float]:
         started = time.perf_counter()
         result = self._decoder.decode(
             audible(audio),
             language=self.language,
             task=self._config.task,
             beam_size=self._config.beam_size,
-            prompt=prompt,
+            prompt=((self._glossary if glossary else "") + " " + prompt).strip(),
+            languages=self._config.languages,
         )
         self.compute_seconds += time.perf_counter() - started
         return result
@@ -75,6 +84,7 @@ class RecordingAsrStage:
     def _transcripts(self, decoded: list[Decoded], start_s: float, end_s: float) -> list[Transcript]:
         """Whisper's segments of audio that starts at ``start_s`` on the stream, in stream times."""
         found = []
+        language = self.language or self._chunk_language
         for d in decoded:
             if not d.text:
                 continue
@@ -83,7 +93,7 @@ class RecordingAsrStage:
             )
             first, last = round(d.start + start_s, 3), round(min(d.end + start_s, end_s), 3)
             words = words or (Word(d.text, first, last),)
-            found.append(Transcript(-1, d.text, "", first, last, self.language or "", final=True, words=words))
+            found.append(Transcript(-1, d.text, "", first, last, language, final=True, words=words))
         return found
 
     async def _checked(self, segment: SpeechSegment, prompt: str) -> list[Transcript]:
@@ -91,9 +101,12 @@ class RecordingAsrStage:
         them is dropped, and a stretch no word covers is decoded again on its own."""
         loop = asyncio.get_running_loop()
         decoded, language, probability = await loop.run_in_executor(self._executor, self._decode, segment.audio, prompt)
-        if self.language is None:
+        self._chunk_language = language
+        if self.language is None and not self._config.languages:
             self.language, self.language_probability = language, probability
             log.info("detected language %s (p=%.2f)", language, probability)
+        elif self.language is None:
+            self.heard[language] = self.heard.get(language, 0) + 1
         found = self._transcripts(decoded, segment.start_s, segment.end_s)
         if not segment.speech:
             return found
@@ -104,15 +117,25 @@ class RecordingAsrStage:
             first = max(segment.start, round((start - REDECODE_PAD_S) * SAMPLE_RATE))
             last = min(segment.end, round((end + REDECODE_PAD_S) * SAMPLE_RATE))
             audio = segment.audio[first - segment.start : last - segment.start]
-            again, _, _ = await loop.run_in_executor(self._executor, self._decode, audio, "")
-            heard = [
-                t
-                for t in self._transcripts(again, first / SAMPLE_RATE, last / SAMPLE_RATE)
-                if on_speech(t.words, [(start, end)])
-            ]
-            if heard:
+            words: list[Word] = []
+            # The vocabulary's terms can make Whisper stop early too: heard nothing, try without.
+            for glossary in (True, False) if self._glossary else (False,):
+                again, _, _ = await loop.run_in_executor(self._executor, self._decode, audio, "", glossary)
+                # Only the words heard over the gap: the audio around it was heard already.
+                words = [
+                    w
+                    for t in self._transcripts(again, first / SAMPLE_RATE, last / SAMPLE_RATE)
+                    for w in t.words
+                    if on_speech([w], [(start, end)])
+                ]
+                if words:
+                    break
+            if words:
                 self.recovered += 1
-                kept += heard
+                text = join_words(words, self._chunk_language)
+                kept.append(
+                    Transcript(-1, text, "", words[0].start, words[-1].end, self._chunk_language, True, tuple(words))
+                )
             else:
                 self.unrecognised.append((round(start, 3), round(end, 3)))
         return sorted(kept, key=lambda t: t.start)
@@ -127,7 +150,7 @@ class RecordingAsrStage:
                         self.repeated += 1
                         continue
                     previous = transcript.committed
-                    yield replace(transcript, utterance=self._segment_id, language=self.language or "")
+                    yield replace(transcript, utterance=self._segment_id)
                     self._segment_id += 1
                     texts.append(transcript.committed)
                 if self._config.condition_on_previous_text:

@@ -21,11 +21,12 @@ source's final.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipeline.algos.incremental import TargetAgreement, at_boundary
+from pipeline.algos.vocab import Term, apply
 from pipeline.backends.translators import ApertiumTranslator, Ct2Translator, TextTranslator, apertium_pairs
 from pipeline.config import Config
 from pipeline.errors import ConfigError
@@ -52,8 +53,11 @@ def choose_backend(config: Config, *, multilingual: bool = True) -> str:
         raise ConfigError("asr.task = translate (--task translate) already gives English: use --to instead")
     if source == target:
         raise ConfigError(f"nothing to translate: the speech is already in '{target}'")
+    if config.asr.languages and (target != "en" or backend not in ("auto", "whisper")):
+        # A text translator is built for one source language; Whisper hears each utterance's own.
+        raise ConfigError("a conversation in several languages (--languages) translates only into English, by whisper")
     if backend == "auto":
-        if config.translation.model:
+        if config.translation.model and not config.asr.languages:
             backend = "ctranslate2"
         elif target == "en" and multilingual:
             backend = "whisper"
@@ -107,8 +111,9 @@ class TranslationStage:
     name = "translate"
     publishes = True
 
-    def __init__(self, translator: TextTranslator, clock: Clock | None = None) -> None:
+    def __init__(self, translator: TextTranslator, clock: Clock | None = None, terms: Sequence[Term] = ()) -> None:
         self._translator = translator
+        self._terms = tuple(terms)  # the vocabulary: its terms' translations replace them in the output
         self._clock = clock or Clock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
         self.compute_seconds = 0.0
@@ -119,7 +124,7 @@ class TranslationStage:
     def _translate(self, text: str, prefix: str) -> str:
         started = time.perf_counter()
         try:
-            return self._translator.translate(text, prefix)
+            return apply(self._translator.translate(text, prefix), self._terms)
         finally:
             self.compute_seconds += time.perf_counter() - started
 

@@ -38,13 +38,18 @@ class RecordingSpeechStage:
 
     def __init__(self, vad: VadConfig, asr: AsrConfig, window_s: float = 60.0) -> None:
         self._chunker = SpeechChunker(
-            SileroDetector(vad, asr.max_chunk_s, vad.recording_min_silence_ms, vad.recording_speech_pad_ms),
+            SileroDetector(
+                vad, asr.max_chunk_s, vad.recording_min_silence_ms, vad.recording_speech_pad_ms, rescan=True
+            ),
             window=int(window_s * SAMPLE_RATE),
             margin=int(5 * SAMPLE_RATE),
             max_chunk=int(asr.max_chunk_s * SAMPLE_RATE),
-            max_gap=int(asr.max_gap_s * SAMPLE_RATE),
+            # In a conversation of several languages every stretch is decoded alone, in its own.
+            max_gap=-1 if asr.languages else int(asr.max_gap_s * SAMPLE_RATE),
         )
-        self._stretches = SileroDetector(vad, asr.max_chunk_s, vad.recording_min_silence_ms, speech_pad_ms=0)
+        self._stretches = SileroDetector(
+            vad, asr.max_chunk_s, vad.recording_min_silence_ms, speech_pad_ms=0, rescan=True
+        )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
         self._utterance = 0
 
