@@ -72,7 +72,11 @@ def main() -> None:
     for stream in args.streams:
         reference = find_reference(stream, None)
         language = (reference.language or "en").split("-")[0]
-        run_config = load_config(args.config, {"asr": {"model": args.model, "language": language}})
+        # A conversation in several languages (asr.languages): neither is told one; faster-whisper
+        # detects it segment by segment (its multilingual mode).
+        several = bool(config.asr.languages)
+        given = {} if several else {"language": language}
+        run_config = load_config(args.config, {"asr": {"model": args.model, **given}})
         with tempfile.TemporaryDirectory() as out:
             transcribe_file(stream, run_config, decoder, Path(out))
             document = json.loads((Path(out) / f"{stream.stem}.json").read_text())
@@ -81,7 +85,7 @@ def main() -> None:
             "words": [(w["word"], w["start"], w["end"]) for s in document["segments"] for w in s.get("words", [])],
         }
         check = document["speech_check"]
-        key = f"{stream.resolve()}:{config.asr.model}:{config.asr.beam_size}"
+        key = f"{stream.resolve()}:{config.asr.model}:{config.asr.beam_size}{':multilingual' if several else ''}"
         if key not in cache:
             if baseline is None:
                 from faster_whisper import WhisperModel
@@ -93,7 +97,11 @@ def main() -> None:
 
             ctranslate2.set_random_seed(0)  # its temperature fallback samples: the same text every run
             segments, _ = baseline.transcribe(
-                str(stream), language=language, beam_size=config.asr.beam_size, word_timestamps=True
+                str(stream),
+                language=None if several else language,
+                multilingual=several,
+                beam_size=config.asr.beam_size,
+                word_timestamps=True,
             )
             segments = list(segments)
             cache[key] = {

@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument(
         "--config", type=Path, action="append", default=[], help="TOML configuration file (repeatable)"
     )
+    transcribe.add_argument(
+        "--speakers",
+        metavar="auto|N|none",
+        help="who spoke: find how many (auto, the default), give the number, or none",
+    )
     _translation_options(transcribe)
     _recognition_options(transcribe)
 
@@ -182,7 +187,7 @@ def _config(args: argparse.Namespace) -> Config:
         "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
         "display": _given(show_source=getattr(args, "show_source", None)),
-        "output": _given(formats=list(formats) if formats else None),
+        "output": _given(formats=list(formats) if formats else None, speakers=getattr(args, "speakers", None)),
     }
     return load_config(args.config, overrides)
 
@@ -237,7 +242,8 @@ def _transcribe(args: argparse.Namespace) -> int:
             if n
         ]
         checks = f" ({', '.join(checked)})" if checked else ""
-        print(f"{path}: {result.segments} segments{checks}, language {result.language}, {speed} -> {outputs}")
+        who = f", {len(result.speakers)} speakers" if len(result.speakers) > 1 else ""
+        print(f"{path}: {result.segments} segments{checks}{who}, language {result.language}, {speed} -> {outputs}")
     return EXIT_FAILED if failed else 0
 
 

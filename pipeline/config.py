@@ -232,6 +232,9 @@ class OutputConfig:
 
     #: Any of srt, vtt, json, txt.
     formats: tuple[str, ...] = OUTPUT_FORMATS
+    #: ``livesub transcribe``: who spoke, "auto" (the number of speakers found), a number of
+    #: speakers, or "none" (no labels).
+    speakers: str = "auto"
     #: Where ``livesub live`` saves the session's transcript; "" saves nothing (the partner's
     #: words reach the disk only when asked: this, or ``--out DIR``).
     live_dir: str = ""
@@ -246,6 +249,10 @@ class OutputConfig:
         unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
         _check(not unknown, f"unknown output format {', '.join(unknown)} (known: {', '.join(OUTPUT_FORMATS)})")
         _check(bool(self.formats), "output.formats must name at least one format")
+        _check(
+            self.speakers in ("auto", "none") or (self.speakers.isdigit() and int(self.speakers) >= 1),
+            f"output.speakers must be auto, none or a number of speakers, not '{self.speakers}'",
+        )
         _check(self.max_cue_s > 0.5, "output.max_cue_s must be above 0.5")
         _check(self.max_cue_chars >= 10, "output.max_cue_chars must be at least 10")
         _check(self.max_lag_s >= 1.0, "output.max_lag_s must be at least 1")

@@ -104,6 +104,7 @@ class Transcript:
 
     ``committed`` is never retracted by a later Transcript of the same utterance; ``tentative``
     is replaced by the next one. ``final`` closes the utterance: nothing about it changes again.
+    ``speaker`` says who spoke it where that is known ("S1", "S2", ... from diarization).
     """
 
     utterance: int
@@ -114,6 +115,7 @@ class Transcript:
     language: str
     final: bool = False
     words: tuple[Word, ...] = field(default=())
+    speaker: str | None = None
 
     @property
     def text(self) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.algos.diarize import Turn
 from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import Config
 from pipeline.errors import AudioError
@@ -28,6 +29,7 @@ from pipeline.outputs.formats import TranscriptWriter
 from pipeline.outputs.progress import Progress
 from pipeline.runner import Emission, Policy, Stage, run_graph
 from pipeline.session import recording_stages
+from pipeline.stages.speakers import SpeakerStage, speaker_of
 from pipeline.stages.translate import text_translator
 
 #: How often, in seconds of wall time, the JSON document is rewritten during a run.
@@ -45,6 +47,9 @@ class FileResult:
     dropped: int = 0
     repeated: int = 0
     unrecognised: int = 0
+    #: Who spoke when (diarization), and each speaker's seconds of speech.
+    turns: list[Turn] = field(default_factory=list)
+    speakers: dict[str, float] = field(default_factory=dict)
     audio_s: float = 0.0
     wall_s: float = 0.0
     language: str | None = None
@@ -78,20 +83,32 @@ def transcribe_file(
     started = time.perf_counter()
     result = _pass(path, config, decoder, out_dir, path.stem, backend)
     if backend == "whisper":
-        language = result.language or config.asr.language
+        # A conversation in several languages is detected chunk by chunk again.
+        language = config.asr.language if config.asr.languages else result.language or config.asr.language
         whisper = replace(config, asr=replace(config.asr, task="translate", language=language))
-        translated = _pass(path, whisper, decoder, out_dir, f"{path.stem}.{config.translation.target}", "")
+        stem = f"{path.stem}.{config.translation.target}"
+        translated = _pass(path, whisper, decoder, out_dir, stem, "", result.turns)
         result.outputs += translated.outputs
     result.wall_s = time.perf_counter() - started
     return result
 
 
 def _pass(
-    path: Path, config: Config, decoder: WhisperDecoder, out_dir: Path | None, stem: str, backend: str
+    path: Path,
+    config: Config,
+    decoder: WhisperDecoder,
+    out_dir: Path | None,
+    stem: str,
+    backend: str,
+    spoken: list[Turn] | None = None,
 ) -> FileResult:
-    """One pass over the recording: Whisper's segments (and their translations by a text backend) written."""
+    """One pass over the recording: Whisper's segments (and their translations by a text backend)
+    written, with their speakers: found in this pass, or the ``spoken`` turns an earlier one found."""
     started = time.perf_counter()
     result = FileResult(path)
+    speakers = None
+    if spoken is None and config.output.speakers != "none":
+        speakers = SpeakerStage(None if config.output.speakers == "auto" else int(config.output.speakers))
     target = out_dir if out_dir is not None else path.parent
     with AudioReader(path, block_ms=1000) as reader:
         text_backend = backend in ("apertium", "ctranslate2")
@@ -119,6 +136,7 @@ def _pass(
             wall = time.perf_counter() - started
             return {
                 "file": path.name,
+                **({"speakers": talk} if talk else {}),
                 "language": asr.language,
                 "language_probability": asr.language_probability,
                 **({"languages": asr.heard} if config.asr.languages else {}),
@@ -164,14 +182,24 @@ def _pass(
                 yield chunk
 
         complete = False
+        talk: dict[str, float] = {}
         try:
             stages: list[Stage[Any, Any]] = [vad, asr] if translation is None else [vad, asr, translation]
+            if speakers is not None:
+                stages.insert(1, speakers)
             asyncio.run(run_graph(_source(counted(reader.chunks())), stages, [_Writer(write)], max_lag_s=math.inf))
             complete = True
         finally:
             if translator is not None:
                 translator.close()
             progress.close()
+            if speakers is not None:
+                spoken, talk = speakers.turns()
+                result.turns, result.speakers = spoken, talk
+            if spoken:
+                writer.relabel([speaker_of(s, spoken) for s in writer.segments])
+                if translated is not None:
+                    translated.relabel([speaker_of(s, spoken) for s in translated.segments])
             writer.write_json(document(complete=complete))
             writer.close()
             result.outputs = writer.written

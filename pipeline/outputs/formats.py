@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -85,6 +86,7 @@ def segment_json(segment: Transcript) -> dict[str, Any]:
         "end": segment.end,
         "text": segment.text,
         "language": segment.language,
+        **({"speaker": segment.speaker} if segment.speaker else {}),
         "words": [
             {"word": w.text, "start": w.start, "end": w.end, "probability": round(w.probability, 3)}
             for w in segment.words
@@ -106,6 +108,7 @@ class TranscriptWriter:
         self._max_seconds = max_cue_s
         self._streams: dict[str, IO[str]] = {}
         self._cue_index = 0
+        self._labelled = False  # lines start with their speaker
         self.segments: list[Transcript] = []
 
     def _open(self) -> None:
@@ -122,16 +125,35 @@ class TranscriptWriter:
         if not self._streams and not self.segments:
             self._open()
         self.segments.append(segment)
-        for cue in cues_for(segment, self._max_chars, self._max_seconds):
+        self._write(segment, self._labelled)
+        for stream in self._streams.values():
+            stream.flush()
+
+    def _write(self, segment: Transcript, labelled: bool) -> None:
+        label = f"[{segment.speaker}] " if labelled and segment.speaker else ""
+        for cue in cues_for(segment, self._max_chars - len(label), self._max_seconds):
+            cue = Cue(cue.start, cue.end, label + cue.text)
             self._cue_index += 1
             if "srt" in self._streams:
                 self._streams["srt"].write(srt_cue(self._cue_index, cue, self._max_chars))
             if "vtt" in self._streams:
                 self._streams["vtt"].write(vtt_cue(cue, self._max_chars))
         if "txt" in self._streams:
-            self._streams["txt"].write(segment.text + "\n")
-        for stream in self._streams.values():
-            stream.flush()
+            self._streams["txt"].write(label + segment.text + "\n")
+
+    def relabel(self, speakers: list[str | None]) -> None:
+        """Sets each segment's speaker (in order) and writes SRT, WebVTT and text again, each line
+        starting with its speaker ("[S1] ...") when more than one spoke."""
+        self.segments = [replace(s, speaker=who) for s, who in zip(self.segments, speakers, strict=True)]
+        self._labelled = len({s.speaker for s in self.segments if s.speaker}) > 1
+        if not self.segments:
+            return
+        self.close()
+        self._cue_index = 0
+        self._open()
+        for segment in self.segments:
+            self._write(segment, self._labelled)
+        self.close()
 
     def write_json(self, document: dict[str, Any]) -> None:
         if "json" in self.paths and self.segments:
