@@ -84,6 +84,7 @@ def test_event_records() -> None:
         "tentative": "there",
         "language": "en",
         "words": [],
+        "speaker": None,  # who spoke, where known
         "emitted": 2.31,
         "stream": 2.3,
     }
