@@ -57,8 +57,8 @@ MIN_AUDIO_S = 0.1
 #: Characters of earlier text given to Whisper as its prompt, at most (the vocabulary comes first).
 PROMPT_CHARS = 300
 #: In a conversation of several languages, an utterance's language is decided by its first decode
-#: of at least this much audio, in seconds (before, every decode detects it again; an utterance
-#: shorter than this is decided by its final). Measured on the 25 FLEURS clips here, the five
+#: of at least this much audio after its first word, in seconds (before, every decode detects it
+#: again; an utterance shorter than this is decided by its final). Measured on the 25 FLEURS clips here, the five
 #: languages allowed, detected on each clip's first seconds as a live decode sizes the encoder:
 #: after 1 s, 7 clips came out in a wrong language; after 2 s one (German heard as English, p=0.90);
 #: after 3 s none.
@@ -158,7 +158,10 @@ class StreamingAsrStage:
         if own:
             utterance.decoded = end
             utterance.logprob = hypothesis.avg_logprob
-            if self._asr.languages and utterance.language is None and len(audio) >= LANGUAGE_AFTER_S * SAMPLE_RATE:
+            # Counted from the first word: the rest of an utterance split at a sentence end can
+            # start with seconds of pause before the next speaker's first word.
+            heard_s = len(audio) / SAMPLE_RATE - (hypothesis.words[0].start if hypothesis.words else len(audio))
+            if self._asr.languages and utterance.language is None and heard_s >= LANGUAGE_AFTER_S:
                 utterance.language = hypothesis.language
         offset = (utterance.start + begin) / SAMPLE_RATE
         words = heard_words(
