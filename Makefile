@@ -41,7 +41,7 @@ system-packages:
 $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[models,bench,dev]'
+	$(BIN)/python -m pip install -q -e '.[models,bench,dev,cluster]'
 	touch $@
 
 clean:

@@ -135,6 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-source", action="store_true", default=None, help="when translating, show the source on the top line"
     )
 
+    notes = commands.add_parser(
+        "notes", help="meeting notes (summary, topics, decisions, action items) from recordings or transcripts"
+    )
+    notes.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="recordings, or transcripts (JSON) from transcribe"
+    )
+    notes.add_argument("--language", help="spoken language of recordings (ISO 639-1) or auto (default)")
+    notes.add_argument("--model", help="Whisper model id or CTranslate2 model directory (for recordings)")
+    notes.add_argument("--out", type=Path, help="directory for the notes (and transcripts); default: beside each input")
+    notes.add_argument("--config", type=Path, action="append", default=[], help="TOML configuration file (repeatable)")
+    notes.add_argument("--speakers", metavar="auto|N|none", help="who spoke (recordings): auto (default), N, or none")
+    notes.add_argument(
+        "--notes-model", type=Path, metavar="DIR", help="an instruction-tuned model converted to CTranslate2"
+    )
+    _translation_options(notes)
+    _recognition_options(notes)
+
     bench = commands.add_parser(
         "bench", help="measure latency and quality by replaying recordings through the live path"
     )
@@ -244,6 +261,56 @@ def _transcribe(args: argparse.Namespace) -> int:
         checks = f" ({', '.join(checked)})" if checked else ""
         who = f", {len(result.speakers)} speakers" if len(result.speakers) > 1 else ""
         print(f"{path}: {result.segments} segments{checks}{who}, language {result.language}, {speed} -> {outputs}")
+    return EXIT_FAILED if failed else 0
+
+
+def _notes(args: argparse.Namespace) -> int:
+    from pipeline import notes
+    from pipeline.backends.whisper import WhisperDecoder
+    from pipeline.stages.translate import note_translator
+    from pipeline.transcribe import transcribe_file
+
+    target = args.target
+    args.target = None  # --to translates the notes, not the transcript
+    config = _config(args)
+    outputs = notes.outputs_for(args.inputs, args.out)
+    for path, output in outputs.items():
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file")
+        _writable(output)
+    notes_model = None
+    if args.notes_model is not None:
+        from pipeline.backends.notes_model import NotesModel
+
+        notes_model = NotesModel(args.notes_model)
+    decoder = None
+    failed = 0
+    for path, output in outputs.items():
+        try:
+            if path.suffix.lower() == ".json":
+                transcript, audio = path, None
+            else:
+                if decoder is None:
+                    decoder = WhisperDecoder(config.asr)
+                    decoder.check_language(config.asr.language)
+                transcribe_file(path, config, decoder, args.out)
+                transcript, audio = (args.out or path.parent) / f"{path.stem}.json", path
+            document = notes.load_transcript(transcript)
+            built = notes.build(document, audio=audio, transcript=transcript, model=notes_model)
+            translate = note_translator(config, built.language, target) if target else None
+            try:
+                notes.write(built, output, translate)
+            finally:
+                if translate is not None:
+                    translate.close()
+        except LivesubError as e:
+            print(f"livesub: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        decisions = sum(i.kind == "decision" for i in built.items)
+        actions = len(built.items) - decisions
+        found = f"{len(built.summary)} summary sentences, {len(built.topics)} topics"
+        print(f"{path}: {found}, {decisions} decisions, {actions} action items -> {output}")
     return EXIT_FAILED if failed else 0
 
 
@@ -447,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _transcribe(args)
         if args.command == "live":
             return _live(args)
+        if args.command == "notes":
+            return _notes(args)
         if args.command == "bench":
             return _bench(args)
         return _models(args)

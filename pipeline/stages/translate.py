@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipeline.algos.incremental import TargetAgreement, at_boundary
 from pipeline.algos.vocab import Term, apply
@@ -184,3 +184,40 @@ class TranslationStage:
     def close(self) -> None:
         """Releases the translator (whoever made the stage calls this)."""
         self._translator.close()
+
+
+class NoteTranslator:
+    """Translates the notes' texts one by one with a text backend (vocabulary applied)."""
+
+    def __init__(self, translator: TextTranslator, terms: Sequence[Term] = ()) -> None:
+        self._translator = translator
+        self._terms = tuple(terms)
+
+    def __call__(self, text: str) -> str:
+        return apply(self._translator.translate(text), self._terms) if text.strip() else text
+
+    def close(self) -> None:
+        self._translator.close()
+
+
+def note_translator(config: Config, source: str, target: str) -> NoteTranslator:
+    """A text translator for notes in ``source`` into ``target``, or ConfigError naming what can."""
+    if source == target:
+        raise ConfigError(f"nothing to translate: the notes are already in '{target}'")
+    backend = config.translation.backend
+    if backend == "whisper":
+        raise ConfigError("whisper translates speech, not notes: use apertium or --translation-model DIR")
+    if backend == "auto":
+        backend = "ctranslate2" if config.translation.model else "apertium"
+    if backend == "apertium" and (source, target) not in apertium_pairs():
+        pairs = ", ".join(f"{s}->{t}" for s, t in apertium_pairs()) or "no pairs installed"
+        raise ConfigError(
+            f"no backend translates notes {source} -> {target}; available: apertium ({pairs}), "
+            "ctranslate2 (your model: --translation-model DIR)"
+        )
+    pair = replace(
+        config,
+        asr=replace(config.asr, language=source, languages=()),
+        translation=replace(config.translation, target=target),
+    )
+    return NoteTranslator(text_translator(pair, backend), config.asr.terms)
