@@ -77,6 +77,16 @@ def _recognition_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _batch_options(parser: argparse.ArgumentParser, done: str) -> None:
+    parser.add_argument("--workers", type=int, metavar="N", help="files at once, each worker with its own model")
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS|auto",
+        help="spread the files over a Ray cluster: auto joins a running one or starts a local one",
+    )
+    parser.add_argument("--force", action="store_true", help=f"redo files {done} by an earlier run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="livesub", description="Offline streaming speech translation and transcription.")
     parser.add_argument("--version", action="version", version=f"livesub {__version__}")
@@ -104,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _translation_options(transcribe)
     _recognition_options(transcribe)
+    _batch_options(transcribe, "transcribed")
 
     live = commands.add_parser("live", help="live subtitles from a microphone or a recording played as if live")
     where = live.add_mutually_exclusive_group()
@@ -151,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _translation_options(notes)
     _recognition_options(notes)
+    _batch_options(notes, "with notes")
 
     bench = commands.add_parser(
         "bench", help="measure latency and quality by replaying recordings through the live path"
@@ -222,9 +234,11 @@ def _writable(path: Path, *, directory: bool = False) -> None:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from pipeline.backends.whisper import WhisperDecoder
+    from functools import partial
+
+    from pipeline.parallel import run_files
     from pipeline.session import translation_backend
-    from pipeline.transcribe import transcribe_file
+    from pipeline.transcribe import is_complete, load_decoder, transcribe_one
 
     config = _config(args)
     backend = translation_backend(config)  # chosen once; an impossible pair fails before the model loads
@@ -235,16 +249,27 @@ def _transcribe(args: argparse.Namespace) -> int:
             raise ConfigError(f"{writes[stem]} and {path} would both write {stem}.*: rename one")
         writes[stem] = path
         _writable(stem.parent, directory=True)
-    decoder = WhisperDecoder(config.asr)
-    decoder.check_language(config.asr.language)
+    # Many at once: one bar for all files; one at a time: each file's own bar.
+    batch = args.ray is not None or (args.workers or 1) > 1
     failed = 0
-    for path in args.inputs:
-        try:
-            result = transcribe_file(path, config, decoder, args.out, backend)
-        except LivesubError as e:
-            print(f"livesub: {e}", file=sys.stderr)
+    for path, outcome in run_files(
+        args.inputs,
+        partial(load_decoder, config),
+        partial(transcribe_one, config, args.out, backend, not batch),
+        workers=args.workers,
+        threads=config.asr.threads or None,
+        ray_address=args.ray,
+        skip=None if args.force else partial(is_complete, config, args.out, backend),
+        progress=batch,
+    ):
+        if outcome is None:
+            print(f"{path}: transcribed before, skipped (--force transcribes it again)")
+            continue
+        if isinstance(outcome, LivesubError):
+            print(f"livesub: {outcome}", file=sys.stderr)
             failed += 1
             continue
+        result = outcome
         rtf = result.wall_s / result.audio_s if result.audio_s else 0.0
         outputs = ", ".join(str(p) for p in result.outputs)
         speed = f"{result.audio_s:.1f} s of audio in {result.wall_s:.1f} s (RTF {rtf:.2f})"
@@ -265,52 +290,40 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _notes(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from pipeline import notes
-    from pipeline.backends.whisper import WhisperDecoder
-    from pipeline.stages.translate import note_translator
-    from pipeline.transcribe import transcribe_file
+    from pipeline.parallel import run_files
 
     target = args.target
     args.target = None  # --to translates the notes, not the transcript
     config = _config(args)
-    outputs = notes.outputs_for(args.inputs, args.out)
-    for path, output in outputs.items():
+    for path, output in notes.outputs_for(args.inputs, args.out).items():
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
         _writable(output)
-    notes_model = None
-    if args.notes_model is not None:
-        from pipeline.backends.notes_model import NotesModel
-
-        notes_model = NotesModel(args.notes_model)
-    decoder = None
+    whisper = any(p.suffix.lower() != ".json" for p in args.inputs)
+    batch = args.ray is not None or (args.workers or 1) > 1
     failed = 0
-    for path, output in outputs.items():
-        try:
-            if path.suffix.lower() == ".json":
-                transcript, audio = path, None
-            else:
-                if decoder is None:
-                    decoder = WhisperDecoder(config.asr)
-                    decoder.check_language(config.asr.language)
-                transcribe_file(path, config, decoder, args.out)
-                transcript, audio = (args.out or path.parent) / f"{path.stem}.json", path
-            document = notes.load_transcript(transcript)
-            built = notes.build(document, audio=audio, transcript=transcript, model=notes_model)
-            translate = note_translator(config, built.language, target) if target else None
-            try:
-                notes.write(built, output, translate)
-            finally:
-                if translate is not None:
-                    translate.close()
-        except LivesubError as e:
-            print(f"livesub: {e}", file=sys.stderr)
+    for path, outcome in run_files(
+        args.inputs,
+        partial(notes.load_worker, config, whisper, args.notes_model),
+        partial(notes.notes_one, config, args.out, target, not batch),
+        workers=args.workers,
+        threads=config.asr.threads or None,
+        ray_address=args.ray,
+        skip=None if args.force else partial(notes.is_done, args.out),
+        progress=batch,
+    ):
+        if outcome is None:
+            print(f"{path}: notes written before, skipped (--force writes them again)")
+        elif isinstance(outcome, LivesubError):
+            print(f"livesub: {outcome}", file=sys.stderr)
             failed += 1
-            continue
-        decisions = sum(i.kind == "decision" for i in built.items)
-        actions = len(built.items) - decisions
-        found = f"{len(built.summary)} summary sentences, {len(built.topics)} topics"
-        print(f"{path}: {found}, {decisions} decisions, {actions} action items -> {output}")
+        else:
+            found = f"{outcome.summary} summary sentences, {outcome.topics} topics"
+            items = f"{outcome.decisions} decisions, {outcome.actions} action items"
+            print(f"{path}: {found}, {items} -> {outcome.output}")
     return EXIT_FAILED if failed else 0
 
 

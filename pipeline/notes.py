@@ -23,6 +23,8 @@ from pipeline.errors import AudioError
 
 if TYPE_CHECKING:
     from pipeline.backends.notes_model import NotesModel
+    from pipeline.backends.whisper import WhisperDecoder
+    from pipeline.config import Config
 
 #: Sentences in the summary.
 SUMMARY_SENTENCES = 5
@@ -173,3 +175,70 @@ def write(notes: Notes, path: Path, translate: Callable[[str], str] | None = Non
 def outputs_for(inputs: Sequence[Path], out_dir: Path | None) -> dict[Path, Path]:
     """Each input's notes file, ``<stem>.notes.md`` (a transcript ``talk.json`` gives ``talk``)."""
     return {p: (out_dir if out_dir is not None else p.parent) / f"{p.stem}.notes.md" for p in inputs}
+
+
+# Many recordings at once (``pipeline.parallel``): what each worker does, as module-level functions.
+
+
+@dataclass
+class Worker:
+    """One worker's models: Whisper for recordings (None when every input is a transcript) and
+    the user's notes model (None: the deterministic notes)."""
+
+    decoder: WhisperDecoder | None
+    model: NotesModel | None
+
+
+@dataclass(frozen=True)
+class Done:
+    """What one input's notes hold, for the summary line."""
+
+    output: Path
+    summary: int
+    topics: int
+    decisions: int
+    actions: int
+
+
+def load_worker(config: Config, whisper: bool, model: Path | None, threads: int) -> Worker:
+    decoder = None
+    if whisper:
+        from pipeline.transcribe import load_decoder
+
+        decoder = load_decoder(config, threads)
+    notes_model = None
+    if model is not None:
+        from pipeline.backends.notes_model import NotesModel
+
+        notes_model = NotesModel(model, threads)
+    return Worker(decoder, notes_model)
+
+
+def notes_one(
+    config: Config, out_dir: Path | None, target: str | None, progress: bool, worker: Worker, path: Path
+) -> Done:
+    """One input's notes: a recording is transcribed first (its transcript files written too)."""
+    from pipeline.stages.translate import note_translator
+    from pipeline.transcribe import transcribe_file
+
+    if path.suffix.lower() == ".json":
+        transcript, audio = path, None
+    else:
+        assert worker.decoder is not None
+        transcribe_file(path, config, worker.decoder, out_dir, progress=progress)
+        transcript, audio = (out_dir or path.parent) / f"{path.stem}.json", path
+    built = build(load_transcript(transcript), audio=audio, transcript=transcript, model=worker.model)
+    output = outputs_for([path], out_dir)[path]
+    translate = note_translator(config, built.language, target) if target else None
+    try:
+        write(built, output, translate)
+    finally:
+        if translate is not None:
+            translate.close()
+    decisions = sum(i.kind == "decision" for i in built.items)
+    return Done(output, len(built.summary), len(built.topics), decisions, len(built.items) - decisions)
+
+
+def is_done(out_dir: Path | None, path: Path) -> bool:
+    """Whether an earlier run wrote this input's notes."""
+    return outputs_for([path], out_dir)[path].is_file()

@@ -12,6 +12,7 @@ the first pass found.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -76,11 +77,20 @@ class _Writer:
 
 
 def transcribe_file(
-    path: Path, config: Config, decoder: WhisperDecoder, out_dir: Path | None, backend: str = ""
+    path: Path,
+    config: Config,
+    decoder: WhisperDecoder,
+    out_dir: Path | None,
+    backend: str = "",
+    *,
+    progress: bool = True,
 ) -> FileResult:
     """Transcribes one recording, writing ``<stem>.<format>`` files into ``out_dir`` (default: beside
-    it), and with a translation ``backend`` its translation as ``<stem>.<target>.<format>``."""
+    it), and with a translation ``backend`` its translation as ``<stem>.<target>.<format>``.
+    ``progress``: draw a progress bar on a terminal (not when many files run at once)."""
     started = time.perf_counter()
+    if not progress:
+        config = replace(config, output=replace(config.output, progress=False))
     result = _pass(path, config, decoder, out_dir, path.stem, backend)
     if backend == "whisper":
         # A conversation in several languages is detected chunk by chunk again.
@@ -115,7 +125,7 @@ def _pass(
         # Before the progress bar: a translator that cannot start leaves no bar drawn behind it.
         translator = text_translator(config, backend) if text_backend else None
         label = path.name if config.asr.task == "transcribe" else f"{path.name} (translating)"
-        progress = Progress(label, reader.duration)
+        progress = Progress(label, reader.duration, enabled=config.output.progress)
         vad, asr, translation = recording_stages(config, decoder, translator, on_progress=progress.update)
 
         def writer_for(name: str) -> TranscriptWriter:
@@ -217,3 +227,34 @@ def _pass(
     if not writer.segments:
         raise AudioError(f"{path}: no speech found in {audio_end:.1f} s of audio")
     return result
+
+
+# Many recordings at once (``pipeline.parallel``): what each worker does, as module-level functions.
+
+
+def load_decoder(config: Config, threads: int) -> WhisperDecoder:
+    """One worker's Whisper model, on ``threads`` CPU threads."""
+    decoder = WhisperDecoder(replace(config.asr, threads=threads))
+    decoder.check_language(config.asr.language)
+    return decoder
+
+
+def transcribe_one(
+    config: Config, out_dir: Path | None, backend: str, progress: bool, decoder: WhisperDecoder, path: Path
+) -> FileResult:
+    """A worker's task: one recording; ``progress``: its own bar (not when a bar counts the files)."""
+    return transcribe_file(path, config, decoder, out_dir, backend, progress=progress)
+
+
+def is_complete(config: Config, out_dir: Path | None, backend: str, path: Path) -> bool:
+    """Whether an earlier run transcribed (and translated) this recording to the end: its JSON
+    transcript says ``"complete": true``. Without JSON among the formats, nothing counts as done."""
+    stems = [path.stem] + ([f"{path.stem}.{config.translation.target}"] if backend else [])
+    for stem in stems:
+        try:
+            document = json.loads(((out_dir or path.parent) / f"{stem}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(document, dict) or document.get("complete") is not True:
+            return False
+    return True

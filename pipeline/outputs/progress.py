@@ -38,10 +38,15 @@ class Progress:
     """Shows how much of a recording is done, how fast, and the time left."""
 
     def __init__(
-        self, label: str, total_s: float | None, stream: TextIO | None = None, min_interval: float = 0.2
+        self,
+        label: str,
+        total_s: float | None,
+        stream: TextIO | None = None,
+        min_interval: float = 0.2,
+        enabled: bool = True,
     ) -> None:
         stream = stream or sys.stderr
-        self.enabled = stream.isatty()
+        self.enabled = enabled and stream.isatty()
         self._total = total_s or None
         self._bar = _AudioBar(
             total=self._total,
