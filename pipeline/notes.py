@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +45,7 @@ class Notes:
     summary: list[Sentence] = field(default_factory=list)
     topics: list[Topic] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
-    media: str = ""  # the recording, for links to times in it
+    media: str = ""  # the recording, as a link from where the notes are written (for its times)
 
 
 def load_transcript(path: Path) -> dict[str, Any]:
@@ -229,6 +231,8 @@ def notes_one(
         transcript, audio = (out_dir or path.parent) / f"{path.stem}.json", path
     built = build(load_transcript(transcript), audio=audio, transcript=transcript, model=worker.model)
     output = outputs_for([path], out_dir)[path]
+    if audio is not None:  # linked from where the notes are, spaces and all
+        built.media = urllib.parse.quote(os.path.relpath(audio.resolve(), output.parent.resolve()))
     translate = note_translator(config, built.language, target) if target else None
     try:
         write(built, output, translate)
