@@ -235,8 +235,6 @@ class OutputConfig:
     #: ``livesub transcribe``: who spoke, "auto" (the number of speakers found), a number of
     #: speakers, or "none" (no labels).
     speakers: str = "auto"
-    #: Draw progress bars on a terminal.
-    progress: bool = True
     #: Where ``livesub live`` saves the session's transcript; "" saves nothing (the partner's
     #: words reach the disk only when asked: this, or ``--out DIR``).
     live_dir: str = ""

@@ -36,20 +36,18 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-from tqdm import tqdm
+from typing import Any, Generic, TypeVar
 
 from pipeline.errors import ConfigError, LivesubError
+from pipeline.outputs.progress import FilesBar
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ def run_files(
     if not todo:
         return
     skipped = len(dict.fromkeys(items)) - len(todo)
-    with _FilesBar.shown(len(todo) + skipped, skipped, enabled=progress) as bar:
+    with FilesBar.shown(len(todo) + skipped, skipped, enabled=progress) as bar:
         if ray_address is not None:
             files = _run_on_ray(todo, setup, work, workers, threads, ray_address)
         elif workers is not None and workers > 1:
@@ -446,42 +444,3 @@ def _run_on_ray(
         finally:
             for a in actors:
                 ray.kill(a)
-
-
-# -- progress ------------------------------------------------------------------------------------
-
-if TYPE_CHECKING:
-    _Tqdm = tqdm[Any]  # generic in its stubs only, not at run time
-else:
-    _Tqdm = tqdm
-
-
-class _FilesBar(_Tqdm):
-    """tqdm counting files, with their speed per minute (a file takes minutes: "0.02it/s" says little)."""
-
-    @property
-    def format_dict(self) -> MutableMapping[str, Any]:
-        fields = super().format_dict
-        done, elapsed = fields["n"] - fields["initial"], fields["elapsed"]
-        fields["speed"] = f"{60 * done / elapsed:.1f} files/min" if done and elapsed else "? files/min"
-        return fields
-
-    @classmethod
-    @contextmanager
-    def shown(cls, total: int, skipped: int, *, enabled: bool) -> Iterator[_FilesBar]:
-        """A bar on stderr when it is a terminal; files ``skipped`` (done already) count as done, not in the speed."""
-        bar = cls(
-            total=total,
-            initial=skipped,
-            desc="files",
-            file=sys.stderr,
-            disable=not (enabled and sys.stderr.isatty()),
-            leave=False,  # the caller prints its summary where the bar was
-            smoothing=0,  # the average over the run: files differ too much in length for a recent rate
-            mininterval=0.5,
-            bar_format="{desc} {percentage:3.0f}% |{bar:24}| {n}/{total} {speed}, {remaining} left",
-        )
-        try:
-            yield bar
-        finally:
-            bar.close()

@@ -89,15 +89,13 @@ def transcribe_file(
     it), and with a translation ``backend`` its translation as ``<stem>.<target>.<format>``.
     ``progress``: draw a progress bar on a terminal (not when many files run at once)."""
     started = time.perf_counter()
-    if not progress:
-        config = replace(config, output=replace(config.output, progress=False))
-    result = _pass(path, config, decoder, out_dir, path.stem, backend)
+    result = _pass(path, config, decoder, out_dir, path.stem, backend, progress=progress)
     if backend == "whisper":
         # A conversation in several languages is detected chunk by chunk again.
         language = config.asr.language if config.asr.languages else result.language or config.asr.language
         whisper = replace(config, asr=replace(config.asr, task="translate", language=language))
         stem = f"{path.stem}.{config.translation.target}"
-        translated = _pass(path, whisper, decoder, out_dir, stem, "", result.turns)
+        translated = _pass(path, whisper, decoder, out_dir, stem, "", progress=progress, spoken=result.turns)
         result.outputs += translated.outputs
     result.wall_s = time.perf_counter() - started
     return result
@@ -110,6 +108,8 @@ def _pass(
     out_dir: Path | None,
     stem: str,
     backend: str,
+    *,
+    progress: bool,
     spoken: list[Turn] | None = None,
 ) -> FileResult:
     """One pass over the recording: Whisper's segments (and their translations by a text backend)
@@ -125,8 +125,8 @@ def _pass(
         # Before the progress bar: a translator that cannot start leaves no bar drawn behind it.
         translator = text_translator(config, backend) if text_backend else None
         label = path.name if config.asr.task == "transcribe" else f"{path.name} (translating)"
-        progress = Progress(label, reader.duration, enabled=config.output.progress)
-        vad, asr, translation = recording_stages(config, decoder, translator, on_progress=progress.update)
+        bar = Progress(label, reader.duration, enabled=progress)
+        vad, asr, translation = recording_stages(config, decoder, translator, on_progress=bar.update)
 
         def writer_for(name: str) -> TranscriptWriter:
             return TranscriptWriter(
@@ -202,7 +202,7 @@ def _pass(
         finally:
             if translator is not None:
                 translator.close()
-            progress.close()
+            bar.close()
             if speakers is not None:
                 spoken, talk = speakers.turns()
                 result.turns, result.speakers = spoken, talk

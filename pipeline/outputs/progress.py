@@ -1,9 +1,11 @@
-"""A one-line progress bar for long work, drawn on a terminal only (stderr), with tqdm."""
+"""One-line progress bars for long work, drawn on a terminal only (stderr), with tqdm: a recording's
+seconds of audio (:class:`Progress`), and the files of a run of many (:class:`FilesBar`)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
@@ -68,3 +70,34 @@ class Progress:
 
     def close(self) -> None:
         self._bar.close()
+
+
+class FilesBar(_Tqdm):
+    """tqdm counting files, with their speed per minute (a file takes minutes: "0.02it/s" says little)."""
+
+    @property
+    def format_dict(self) -> MutableMapping[str, Any]:
+        fields = super().format_dict
+        done, elapsed = fields["n"] - fields["initial"], fields["elapsed"]
+        fields["speed"] = f"{60 * done / elapsed:.1f} files/min" if done and elapsed else "? files/min"
+        return fields
+
+    @classmethod
+    @contextmanager
+    def shown(cls, total: int, skipped: int, *, enabled: bool) -> Iterator[FilesBar]:
+        """A bar on stderr when it is a terminal; files ``skipped`` (done already) count as done, not in the speed."""
+        bar = cls(
+            total=total,
+            initial=skipped,
+            desc="files",
+            file=sys.stderr,
+            disable=not (enabled and sys.stderr.isatty()),
+            leave=False,  # the caller prints its summary where the bar was
+            smoothing=0,  # the average over the run: files differ too much in length for a recent rate
+            mininterval=0.5,
+            bar_format="{desc} {percentage:3.0f}% |{bar:24}| {n}/{total} {speed}, {remaining} left",
+        )
+        try:
+            yield bar
+        finally:
+            bar.close()
