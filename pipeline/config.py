@@ -197,15 +197,69 @@ class TranslationConfig:
 
 
 @dataclass(frozen=True)
-class TtsConfig:
-    """Speaking the translation to the wearer."""
+class SpeechOutputConfig:
+    """The chain between the voice and the speaker (``[tts.output]``): a device profile.
 
-    enabled: bool = False
-    #: Voice id from models/registry.toml, or a path to a piper .onnx voice.
-    voice: str = "piper-joe"
+    The defaults are for bone-conduction transducers on a glasses frame: they lack bass by
+    construction and distort when it is boosted, so bass is cut, never raised; a presence boost
+    helps intelligibility. ``configs/headphones.toml`` is the flat profile.
+    """
+
+    #: The device's sample rate, in Hz (the speech WAV is written at this rate too).
+    sample_rate: int = 48_000
+    #: High-pass corner in Hz (Butterworth), 0 for none, and its order.
+    highpass_hz: float = 250.0
+    highpass_order: int = 2
+    #: Presence boost: gain in dB over a band from ``presence_low_hz`` to ``presence_high_hz``
+    #: (0 dB: none). Never a bass boost.
+    presence_db: float = 4.0
+    presence_low_hz: float = 1500.0
+    presence_high_hz: float = 4000.0
+    #: Each clause's integrated loudness is brought to this, in LUFS (ITU-R BS.1770).
+    loudness_lufs: float = -18.0
+    #: Most gain the loudness stage gives a quiet clause, in dB.
+    max_gain_db: float = 20.0
+    #: No sample exceeds this, in dBFS: a look-ahead peak limiter.
+    ceiling_dbfs: float = -1.0
+    limiter_lookahead_ms: float = 5.0
+    limiter_release_ms: float = 50.0
 
     def __post_init__(self) -> None:
-        _check(not self.enabled, "tts.enabled: speech output is not implemented yet")
+        _check(8_000 <= self.sample_rate <= 192_000, "tts.output.sample_rate must be 8000 to 192000")
+        nyquist = self.sample_rate / 2
+        _check(
+            self.highpass_hz == 0 or 20 <= self.highpass_hz < nyquist, "tts.output.highpass_hz must be 0 or 20 Hz up"
+        )
+        _check(1 <= self.highpass_order <= 8, "tts.output.highpass_order must be 1 to 8")
+        _check(0 <= self.presence_db <= 12, "tts.output.presence_db must be 0 to 12 (a boost, never a cut)")
+        _check(
+            20 <= self.presence_low_hz < self.presence_high_hz < nyquist,
+            "tts.output.presence_low_hz must be below presence_high_hz, both below half the sample rate",
+        )
+        _check(-40 <= self.loudness_lufs <= -6, "tts.output.loudness_lufs must be -40 to -6")
+        _check(0 <= self.max_gain_db <= 40, "tts.output.max_gain_db must be 0 to 40")
+        _check(-20 <= self.ceiling_dbfs <= 0, "tts.output.ceiling_dbfs must be -20 to 0")
+        _check(0.5 <= self.limiter_lookahead_ms <= 50, "tts.output.limiter_lookahead_ms must be 0.5 to 50")
+        _check(1 <= self.limiter_release_ms <= 2000, "tts.output.limiter_release_ms must be 1 to 2000")
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    """Speaking to the wearer: the translation when translating, else the transcript."""
+
+    enabled: bool = False
+    #: A voice id from models/registry.toml, or a directory (or .onnx file) of a piper voice.
+    voice: str = "piper-joe"
+    #: Speech waiting to be heard (queued audio and clauses not yet spoken) beyond this many
+    #: seconds is shed: the oldest clauses not yet started are skipped.
+    max_backlog_s: float = 4.0
+    #: piper's speaking rate: above 1 slower, below 1 faster.
+    length_scale: float = 1.0
+    output: SpeechOutputConfig = field(default_factory=SpeechOutputConfig)
+
+    def __post_init__(self) -> None:
+        _check(1.0 <= self.max_backlog_s <= 60.0, "tts.max_backlog_s must be 1 to 60")
+        _check(0.5 <= self.length_scale <= 2.0, "tts.length_scale must be 0.5 to 2")
 
 
 @dataclass(frozen=True)
@@ -299,7 +353,11 @@ def _section(cls: type[Any], values: Mapping[str, Any], base: Any, name: str) ->
     changes = {}
     for key, value in values.items():
         _check(key in known, f"unknown setting '{name}.{key}'")
-        changes[key] = _coerce(value, hints[key], f"{name}.{key}")
+        if dataclasses.is_dataclass(hints[key]):  # a nested table, such as [tts.output]
+            _check(isinstance(value, dict), f"'{name}.{key}' must be a table ([{name}.{key}])")
+            changes[key] = _section(hints[key], value, getattr(base, key), f"{name}.{key}")
+        else:
+            changes[key] = _coerce(value, hints[key], f"{name}.{key}")
     return dataclasses.replace(base, **changes)
 
 

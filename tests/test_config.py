@@ -21,6 +21,14 @@ def test_default_toml_names_every_setting() -> None:
         assert set(data[section]) == set(vars(values)), section
 
 
+def test_nested_table_keeps_what_earlier_files_set(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    first.write_text("[tts.output]\nhighpass_hz = 300.0\n")
+    second.write_text("[tts.output]\npresence_db = 0.0\n")
+    output = load_config([first, second]).tts.output
+    assert (output.highpass_hz, output.presence_db, output.sample_rate) == (300.0, 0.0, 48_000)
+
+
 def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[asr]\nbeem_size = 3\n")
@@ -40,7 +48,9 @@ def test_unknown_section_is_named() -> None:
         ({"asr": {"beam_size": True}}, "asr.beam_size must be an integer"),
         ({"vad": {"threshold": "high"}}, "vad.threshold must be a number"),
         ({"tts": {"enabled": 1}}, "tts.enabled must be true or false"),
-        ({"tts": {"enabled": True}}, "tts.enabled: speech output is not implemented yet"),
+        ({"tts": {"output": {"presence_db": -3.0}}}, "tts.output.presence_db must be 0 to 12"),
+        ({"tts": {"output": 3}}, r"'tts\.output' must be a table"),
+        ({"tts": {"output": {"bass_db": 6.0}}}, r"unknown setting 'tts\.output\.bass_db'"),
         ({"output": {"formats": "srt"}}, "output.formats must be a list of strings"),
         ({"asr": {"beam_size": 0}}, "beam_size must be between 1 and 10"),
         ({"output": {"formats": ["srt", "docx"]}}, "unknown output format docx"),
@@ -79,3 +89,8 @@ def test_missing_and_invalid_files_are_one_line_errors(tmp_path: Path) -> None:
         load_config([latin1])
     with pytest.raises(ConfigError, match=r"config file .*: Is a directory"):
         load_config([tmp_path])
+
+
+def test_the_headphones_profile_is_flat() -> None:
+    output = load_config([ROOT / "configs" / "headphones.toml"]).tts.output
+    assert (output.highpass_hz, output.presence_db, output.loudness_lufs) == (0.0, 0.0, -18.0)
