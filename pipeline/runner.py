@@ -61,8 +61,10 @@ class Stage(Protocol[In, Out]):
 
 
 class Sink(Protocol):
-    """The end of a branch: ``open`` before the first event, ``write`` each (it may be a
-    coroutine), ``close`` after the last, even when the session failed."""
+    """The end of a branch: ``open`` before the first event (inside the event loop), ``write``
+    each (it may be a coroutine), ``close`` after the last, even when the session failed. A sink
+    with work of its own (speech output) may have ``async def finish()``, awaited after the last
+    event before the session ends."""
 
     name: str
     policy: Policy
@@ -282,6 +284,9 @@ async def run_graph(
                 result = sink.write(item)
                 if result is not None:
                     await result
+            finish = getattr(sink, "finish", None)  # a branch with work of its own (speech) ends it
+            if finish is not None:
+                await finish()
         except (LivesubError, asyncio.CancelledError):
             raise
         except Exception as e:

@@ -3,11 +3,10 @@ recording trunk (``livesub transcribe``), from the configuration and the backend
 
 The live graph's trunk is source [-> front-end] -> VAD -> streaming ASR [-> text translation]
 (the front-end slot takes AudioChunks and gives AudioChunks: a beamformer, noise suppression);
-subtitle layout is
-a tap on its events; every output (terminal, JSONL, transcript files, a bench's recorder) is a
-branch. The translation backend is chosen once per start (:func:`translation_backend`), before
-any model loads, and handed in; a text translator may be injected (tests), else it is loaded here
-and closed when the session ends.
+subtitle layout is a tap on its events; every output (terminal, JSONL, transcript files, speech,
+a bench's recorder) is a branch. The translation backend is chosen once per start
+(:func:`translation_backend`), before any model loads, and handed in; a text translator may be
+injected (tests), else it is loaded here and closed when the session ends.
 """
 
 from __future__ import annotations
@@ -22,9 +21,11 @@ from typing import Any, Protocol
 from pipeline import models
 from pipeline.algos.live_segmenter import FrameDetector, SpanDetector
 from pipeline.backends.translators import TextTranslator
+from pipeline.backends.voice import Voice
 from pipeline.backends.whisper import Decoder, WhisperDecoder
 from pipeline.config import Config
 from pipeline.events import AudioChunk, Transcript, Translation
+from pipeline.outputs.speech import SpeakerDevice, SpeechBranch, SpeechWav
 from pipeline.runner import Clock, Emission, Policy, Sink, Stage, Stats, run_graph
 from pipeline.stages.asr import RecordingAsrStage
 from pipeline.stages.streaming import StreamingAsrStage
@@ -59,6 +60,8 @@ class SessionResult:
     wall_s: float = 0.0
     stats: dict[str, Stats] = field(default_factory=dict)
     interrupted: bool = False
+    #: The speech branch, when the session spoke (what was heard, and when).
+    speech: SpeechBranch | None = None
 
     @property
     def finals(self) -> list[Transcript]:
@@ -98,6 +101,16 @@ class Recorder:
         self.emissions.append(emission)
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Speech:
+    """What a session speaks with: a loaded voice, and where the speech goes (a WAV on the
+    session's timeline, a speaker device, or both)."""
+
+    voice: Voice
+    wav: SpeechWav | None = None
+    device: SpeakerDevice | None = None
 
 
 @dataclass(frozen=True)
@@ -146,13 +159,15 @@ async def run_live(
     translator: TextTranslator | None = None,
     detectors: Detectors | None = None,
     frontend: Stage[AudioChunk, AudioChunk] | None = None,
+    speech: Speech | None = None,
     handle_interrupt: bool = False,
 ) -> SessionResult:
     """Runs a live session until the source ends (or is stopped); every utterance's final is
     emitted before it returns. ``replay`` paces it by the stream clock (deterministic);
     ``record`` keeps every emission in the result. ``translator`` and ``detectors`` replace the
     configured text translator and voice detectors (tests inject fakes); ``frontend`` fills the
-    slot between the source and VAD.
+    slot between the source and VAD; ``speech`` adds the speech branch (the translation spoken
+    when translating, else the transcript).
 
     With ``handle_interrupt`` the first Ctrl-C stops the source, so the open utterance is
     finalised and everything is delivered; a second one interrupts at once.
@@ -165,6 +180,11 @@ async def run_live(
     recorder = Recorder() if record else None
     branches = [*sinks, recorder] if recorder is not None else list(sinks)
     result = SessionResult()
+    if speech is not None:
+        result.speech = SpeechBranch(
+            config.tts, speech.voice, clock, translating=bool(backend), wav=speech.wav, device=speech.device
+        )
+        branches.append(result.speech)
     loop = asyncio.get_running_loop()
 
     def interrupt() -> None:
