@@ -12,9 +12,12 @@ DEB_PACKAGES ?= libportaudio2 apertium apertium-eng-spa $(VENV_PACKAGE)
 
 .PHONY: demo test setup system-packages lint clean
 
-# The live path on a bundled two-speaker recording, played in real time as if from a microphone.
+# The live path on a bundled Spanish recording, played in real time as if from a microphone:
+# English subtitles on the terminal, the English speech in out/demo/speech.wav (and on the
+# speaker, when there is one), the transcript and translation in out/demo.
 demo: setup
-	$(BIN)/livesub live --input audio_fixtures/en_conversation_2spk_30s.wav --realtime --out out/demo
+	$(BIN)/livesub live --input audio_fixtures/es_fleurs_3sentences.wav --realtime --language es --to en \
+	  --speak --speak-to out/demo/speech.wav --out out/demo
 
 test: lint
 	$(BIN)/python -m pytest

@@ -15,6 +15,7 @@ import asyncio
 import json
 import resource
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,15 @@ from pipeline.algos.metrics import (
 )
 from pipeline.algos.vocab import Term, term_scores
 from pipeline.algos.wer import corpus_wer, edit_distance, tokens
+from pipeline.backends.voice import Voice
 from pipeline.backends.whisper import WhisperDecoder
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.events import SAMPLE_RATE, Samples, Transcript, Translation
 from pipeline.inputs.audio import read_all
 from pipeline.inputs.sources import FileSource
-from pipeline.session import SessionResult, run_live, translation_backend
+from pipeline.outputs.speech import SpeechWav
+from pipeline.session import SessionResult, Speech, run_live, translation_backend
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,15 @@ def _shown(result: SessionResult, realtime: bool) -> list[ShownText]:
     ]
 
 
-def play(config: Config, decoder: WhisperDecoder, path: Path, reference: Reference, realtime: bool) -> Run:
+def play(
+    config: Config,
+    decoder: WhisperDecoder,
+    path: Path,
+    reference: Reference,
+    realtime: bool,
+    voice: Voice | None = None,
+    speak_to: Path | None = None,
+) -> Run:
     if reference.language and config.asr.language == "auto" and not config.asr.languages:
         from pipeline.config import merge
 
@@ -226,7 +237,12 @@ def play(config: Config, decoder: WhisperDecoder, path: Path, reference: Referen
     backend = translation_backend(config)
     decoder.check_language(config.asr.language)
     before = resource.getrusage(resource.RUSAGE_SELF)
-    result = asyncio.run(run_live(config, decoder, source, backend=backend, replay=not realtime, record=True))
+    speech = None
+    if voice is not None:
+        speech = Speech(voice, wav=SpeechWav(speak_to / f"{path.stem}.speech.wav") if speak_to else None)
+    result = asyncio.run(
+        run_live(config, decoder, source, backend=backend, replay=not realtime, record=True, speech=speech)
+    )
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     run = Run(path, reference, result, cpu)
@@ -349,6 +365,55 @@ def term_figures(runs: list[Run], terms: tuple[Term, ...]) -> dict[str, float | 
     return term_scores([_wer_pair(r) for r in with_text], terms, _language(with_text[0]))
 
 
+def speech_figures(runs: list[Run]) -> dict[str, Any] | None:
+    """Speech output, when the runs spoke: how long after each reference utterance ended its first
+    spoken sample was handed to the output (negative: before the speaker stopped), the share of
+    utterances whose speech started before their final, speech RTF, clauses skipped to keep up."""
+    spoken = [r for r in runs if r.result.speech is not None]
+    if not spoken:
+        return None
+    first_audio: list[float] = []
+    timeline: list[dict[str, Any]] = []  # each reference utterance's speech latency, in order
+    early = started = 0
+    figures = {"clauses": 0, "skipped_clauses": 0, "skipped_utterances": 0, "speech_s": 0.0, "compute_s": 0.0}
+    for run in spoken:
+        speech = run.result.speech
+        assert speech is not None
+        references = run.reference.utterances
+        belongs: dict[int, int] = {}  # recognised utterance -> the reference utterance most of its words fall on
+        for final in run.result.finals:
+            owners = Counter(o for w in final.words if (o := owner(references, (w.start, w.end))) is not None)
+            if owners:
+                belongs[final.utterance] = owners.most_common(1)[0][0]
+        firsts: dict[int, float] = {}  # recognised utterance -> its first spoken sample
+        for clause in speech.spoken:
+            firsts[clause.utterance] = min(clause.start, firsts.get(clause.utterance, clause.start))
+        by_reference: dict[int, float] = {}
+        for utterance, start in firsts.items():
+            if (index := belongs.get(utterance)) is not None:
+                by_reference[index] = min(start, by_reference.get(index, start))
+        for i, start in sorted(by_reference.items()):
+            first_audio.append(start - references[i].end)
+            timeline.append(
+                {"input": str(run.input), "end": references[i].end, "first_audio": round(start - references[i].end, 3)}
+            )
+        for utterance, start in firsts.items():
+            if utterance in speech.finals:
+                started += 1
+                early += start < speech.finals[utterance]
+        for key, value in speech.stats().items():
+            if key in figures:
+                figures[key] += value
+    return {
+        "first_audio_p50": _round(percentile(first_audio, 50)),
+        "first_audio_p95": _round(percentile(first_audio, 95)),
+        "started_before_final": _round(early / started if started else None),
+        "rtf": _round(figures["compute_s"] / figures["speech_s"] if figures["speech_s"] else None, 4),
+        **{k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()},
+        "per_utterance": timeline,
+    }
+
+
 def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dict[str, Any]:
     """The figures for one configuration over all its runs (schema in README, "Measuring latency and quality")."""
     audio = sum(r.result.audio_s for r in runs)
@@ -365,6 +430,7 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
     with_text = [r for r in runs if r.reference.has_text]
     wer = corpus_wer([_wer_pair(r) for r in with_text], _language(with_text[0])) if with_text else None
     translation = translation_figures(runs, realtime)
+    speech = speech_figures(runs)
     return {
         "mode": "realtime" if realtime else "instant",
         "inputs": [str(r.input) for r in runs],
@@ -389,8 +455,10 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
             "final_max": _round(max(finals, default=None)),
             "translation_final_p50": translation["final_p50"],
             "translation_final_p95": translation["final_p95"],
-            "tts_first_audio_p50": None,
+            "tts_first_audio_p50": speech["first_audio_p50"] if speech else None,
+            "tts_first_audio_p95": speech["first_audio_p95"] if speech else None,
         },
+        "speech": speech,
         "utterances": {
             "reference": len(timings),
             "finalized": sum(not t.dropped for t in timings),
@@ -477,6 +545,11 @@ TABLE_ROWS = [
     ("final max s", ("latency", "final_max")),
     ("translation final p50 s", ("latency", "translation_final_p50")),
     ("translation final p95 s", ("latency", "translation_final_p95")),
+    ("speech first audio p50 s", ("latency", "tts_first_audio_p50")),
+    ("speech first audio p95 s", ("latency", "tts_first_audio_p95")),
+    ("speech started before final", ("speech", "started_before_final")),
+    ("speech rtf", ("speech", "rtf")),
+    ("speech clauses skipped", ("speech", "skipped_clauses")),
     ("translations dropped", ("translation", "dropped")),
     ("retractions", ("translation", "retractions")),
     ("utterances", ("utterances", "reference")),
@@ -567,6 +640,18 @@ def plot(runs: list[Run], realtime: bool, path: Path) -> None:
     plt.close(figure)
 
 
+def _voice(config: Config) -> Voice:
+    """The configured voice, checked against the language it will speak."""
+    from pipeline import models
+    from pipeline.backends.voice import PiperVoice, check_voice, voice_language
+
+    backend = translation_backend(config)
+    language = config.translation.target if backend else config.asr.language
+    if language == "auto":
+        language = voice_language(models.resolve(config.tts.voice, "piper"))
+    return PiperVoice(check_voice(config.tts.voice, language), length_scale=config.tts.length_scale)
+
+
 def run_bench(
     inputs: list[Path],
     refs: list[Path],
@@ -575,6 +660,7 @@ def run_bench(
     realtime: bool,
     repeat: int = 1,
     progress: Any = None,
+    speak_to: Path | None = None,
 ) -> tuple[list[tuple[str, dict[str, Any]]], list[list[Run]], bool]:
     """Plays every input ``repeat`` times per configuration. Returns the reports, the runs and
     whether all of them finished: Ctrl-C stops at once, and what finished is still reported."""
@@ -582,18 +668,24 @@ def run_bench(
     reports = []
     all_runs = []
     decoders: dict[tuple[str, str, int], WhisperDecoder] = {}  # one model load per distinct model
+    voices: dict[Any, Voice] = {}
     complete = True
     for name, config in configs:
         model = (config.asr.model, config.asr.compute_type, config.asr.threads)
         if model not in decoders:
             decoders[model] = WhisperDecoder(config.asr)
         decoder = decoders[model]
+        voice = None
+        if config.tts.enabled:
+            if config.tts not in voices:
+                voices[config.tts] = _voice(config)
+            voice = voices[config.tts]
         runs: list[Run] = []
         try:
             for _ in range(repeat):
                 for path, reference in zip(inputs, references, strict=True):
                     started = time.perf_counter()
-                    runs.append(play(config, decoder, path, reference, realtime))
+                    runs.append(play(config, decoder, path, reference, realtime, voice, speak_to))
                     if progress:
                         progress(f"{name}: {path.name} done in {time.perf_counter() - started:.1f} s")
         except KeyboardInterrupt:

@@ -55,6 +55,22 @@ def _translation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _speech_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("speech output (the translation when translating, else the transcript)")
+    group.add_argument(
+        "--speak", action="store_true", default=None, help="speak to the wearer on the speaker device (tts.enabled)"
+    )
+    group.add_argument(
+        "--speak-to", type=Path, metavar="FILE", help="write the speech as a WAV on the session's timeline"
+    )
+    group.add_argument(
+        "--speaker-device", metavar="NAME|INDEX", help="the speaker: index or part of its name (default: the system's)"
+    )
+    group.add_argument(
+        "--voice", metavar="DIR", help="a piper voice directory (VOICE.onnx + .onnx.json) or registry id"
+    )
+
+
 def _languages(text: str) -> list[str]:
     languages = [code.strip().lower() for code in text.split(",") if code.strip()]
     if len(languages) < 2 or len(set(languages)) != len(languages):
@@ -120,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     where = live.add_mutually_exclusive_group()
     where.add_argument("--input", type=Path, metavar="FILE", help="play a recording instead of using a microphone")
     where.add_argument("--device", help="microphone: index or part of its name (default: the system's)")
-    where.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
+    where.add_argument("--list-devices", action="store_true", help="list the input and output devices and exit")
     pace = live.add_mutually_exclusive_group()
     pace.add_argument(
         "--realtime", dest="realtime", action="store_true", default=True, help="play --input at its own speed (default)"
@@ -145,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--show-source", action="store_true", default=None, help="when translating, show the source on the top line"
     )
+    _speech_options(live)
 
     notes = commands.add_parser(
         "notes", help="meeting notes (summary, topics, decisions, action items) from recordings or transcripts"
@@ -183,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--language", help="spoken language for every input (default: the reference's, else auto)")
     _translation_options(bench)
+    bench.add_argument(
+        "--speak", action="store_true", default=None, help="speak as live does, and measure it (tts.enabled)"
+    )
+    bench.add_argument(
+        "--speak-to", type=Path, metavar="DIR", help="speak, and write each input's speech to DIR/<stem>.speech.wav"
+    )
+    bench.add_argument("--voice", metavar="DIR", help="a piper voice directory or registry id")
     _recognition_options(bench)
     bench.add_argument("--json", type=Path, help="write the report as JSON")
     bench.add_argument("--plot", type=Path, help="write a PNG: per-utterance timeline and latency distribution")
@@ -216,6 +240,10 @@ def _config(args: argparse.Namespace) -> Config:
         "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
         "display": _given(show_source=getattr(args, "show_source", None)),
+        "tts": _given(
+            enabled=True if any(getattr(args, a, None) for a in ("speak", "speak_to", "speaker_device")) else None,
+            voice=getattr(args, "voice", None),
+        ),
         "output": _given(formats=list(formats) if formats else None, speakers=getattr(args, "speakers", None)),
     }
     return load_config(args.config, overrides)
@@ -327,6 +355,39 @@ def _notes(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else 0
 
 
+def _speech(args: argparse.Namespace, config: Config, backend: str, *, realtime: bool) -> Any:
+    """The voice and outputs of a session that speaks (``session.Speech``), or None; every check
+    (the voice's language, a writable WAV, the device) comes before the voice loads."""
+    if not config.tts.enabled:
+        return None
+    from pipeline import session
+    from pipeline.backends.voice import PiperVoice, check_voice, voice_language
+    from pipeline.outputs.speech import SpeakerDevice, SpeechWav
+
+    language = config.translation.target if backend else config.asr.language
+    if language == "auto":  # speak what is in the voice's language; the rest is shown only
+        language = voice_language(models.resolve(config.tts.voice, "piper"))
+    onnx = check_voice(config.tts.voice, language)
+    wav = None
+    if args.speak_to is not None:
+        _writable(args.speak_to)
+        wav = SpeechWav(args.speak_to)
+    device = None
+    if args.speak or args.speaker_device is not None or wav is None:
+        if not realtime:
+            raise ConfigError("an --instant replay is not played on a speaker: give --speak-to FILE instead")
+        name = args.speaker_device
+        try:
+            device = SpeakerDevice(
+                int(name) if name is not None and name.isdigit() else name, config.tts.output.sample_rate
+            )
+        except LivesubError as e:
+            if name is not None or wav is None:
+                raise
+            print(f"livesub: no speaker to play on ({e}); the speech goes to {wav.path} only", file=sys.stderr)
+    return session.Speech(PiperVoice(onnx, length_scale=config.tts.length_scale), wav, device)
+
+
 def _live(args: argparse.Namespace) -> int:
     import asyncio
     import time
@@ -339,7 +400,10 @@ def _live(args: argparse.Namespace) -> int:
     from pipeline.runner import Sink
 
     if args.list_devices:
-        print("\n".join(list_input_devices()) or "no input devices")
+        from pipeline.outputs.speech import list_output_devices
+
+        print("input devices:\n  " + ("\n  ".join(list_input_devices()) or "none"))
+        print("output devices:\n  " + ("\n  ".join(list_output_devices()) or "none"))
         return 0
     config = _config(args)
     backend = session.translation_backend(config)  # chosen once; an impossible pair fails before the model loads
@@ -356,6 +420,8 @@ def _live(args: argparse.Namespace) -> int:
         device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
         microphone = MicrophoneSource(device, channels=args.channels, block_ms=config.audio.block_ms)
         source, stem, name = microphone, time.strftime("session-%Y%m%d-%H%M%S"), microphone.device_name
+    replay = args.input is not None and not args.realtime
+    speech = _speech(args, config, backend, realtime=not replay)
     decoder = WhisperDecoder(config.asr)
     decoder.check_language(config.asr.language)
     if isinstance(source, MicrophoneSource):
@@ -381,10 +447,11 @@ def _live(args: argparse.Namespace) -> int:
 
     failure: LivesubError | None = None
     result = None
-    replay = args.input is not None and not args.realtime
     try:
         result = asyncio.run(
-            session.run_live(config, decoder, source, sinks, backend=backend, replay=replay, handle_interrupt=True)
+            session.run_live(
+                config, decoder, source, sinks, backend=backend, replay=replay, speech=speech, handle_interrupt=True
+            )
         )
     except LivesubError as e:  # a failure during the session (a translator died, ...): keep what was done
         failure = e
@@ -418,6 +485,14 @@ def _live(args: argparse.Namespace) -> int:
         print(f"livesub: the session stopped early; saved {saved}", file=sys.stderr)
         return EXIT_FAILED
     print(f"livesub: {view.finals} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
+    if result.speech is not None:
+        spoken = result.speech.stats()
+        where = f" to {speech.wav.path}" if speech.wav is not None else ""
+        print(
+            f"livesub: spoke {spoken['clauses']} clauses ({spoken['speech_s']:.1f} s){where}; "
+            f"{spoken['skipped_clauses']} skipped to keep up",
+            file=sys.stderr,
+        )
     if result.overflows:
         print(f"livesub: {result.overflows} audio blocks were lost (input overflow)", file=sys.stderr)
     if result.lost:
@@ -437,7 +512,11 @@ def _bench(args: argparse.Namespace) -> int:
     overrides = {
         "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
+        "tts": _given(enabled=True if args.speak or args.speak_to else None, voice=args.voice),
     }
+    if args.speak_to is not None:
+        _writable(args.speak_to, directory=True)
+        args.speak_to.mkdir(parents=True, exist_ok=True)
     configs = [(path.stem, load_config([path], overrides)) for path in args.config] or [
         ("default", load_config([], overrides))
     ]
@@ -465,7 +544,13 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"livesub: {message}", file=sys.stderr)
 
     reports, runs, complete = bench.run_bench(
-        args.inputs, args.ref, configs, realtime=args.mode == "realtime", repeat=args.repeat, progress=progress
+        args.inputs,
+        args.ref,
+        configs,
+        realtime=args.mode == "realtime",
+        repeat=args.repeat,
+        progress=progress,
+        speak_to=args.speak_to,
     )
     if not reports:
         print("livesub: interrupted before any run finished; nothing written", file=sys.stderr)
