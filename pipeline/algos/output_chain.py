@@ -49,6 +49,7 @@ class OutputChain:
         self.input_rate = input_rate
         self._sos = _design_eq(config, input_rate)
         self._meter = pyloudnorm.Meter(input_rate)
+        self._out_meter = pyloudnorm.Meter(config.sample_rate)
         self.clauses = 0
         self.limited_samples = 0
         self.last_loudness_lufs = -math.inf
@@ -74,12 +75,21 @@ class OutputChain:
         if self.input_rate != self.output_rate:
             shaped = np.asarray(soxr.resample(shaped, self.input_rate, self.output_rate), dtype=np.float64)
         self.limited_samples += int(np.count_nonzero(np.abs(shaped) > _ceiling(self.config.ceiling_dbfs)))
+        limited = self._limit(shaped)
+        # The limiter takes some loudness off the peakiest clauses (about 0.6 LU of piper's speech
+        # at -18 LUFS): measured on the clause as it leaves, that much more gain, limited again.
+        lost = self.config.loudness_lufs - self._out_loudness(limited)
+        if math.isfinite(self.last_loudness_lufs) and lost > 0.1:
+            extra = min(lost, self.config.max_gain_db - self.last_gain_db)
+            if extra > 0:
+                self.last_gain_db += extra
+                limited = self._limit(shaped * 10 ** (extra / 20))
+        return limited
+
+    def _limit(self, samples: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        config = self.config
         return limit_peaks(
-            shaped,
-            self.output_rate,
-            self.config.ceiling_dbfs,
-            self.config.limiter_lookahead_ms,
-            self.config.limiter_release_ms,
+            samples, self.output_rate, config.ceiling_dbfs, config.limiter_lookahead_ms, config.limiter_release_ms
         )
 
     def equalise(self, clause: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
@@ -104,14 +114,22 @@ class OutputChain:
         return np.asarray(20 * np.log10(np.abs(response)), dtype=np.float64)
 
     def _loudness(self, samples: npt.NDArray[np.float64]) -> float:
-        """Integrated loudness (ITU-R BS.1770) of one clause, in LUFS; -inf for silence."""
-        block = math.ceil(LOUDNESS_BLOCK_S * self.input_rate)
-        if samples.size < block:
-            # pyloudnorm refuses less than one 400 ms block. The clause repeated end to end has the
-            # same mean square in every block as the clause over its length, so the loudness of
-            # the repetition stands for the clause's.
-            samples = np.tile(samples, math.ceil(block / samples.size))
-        return float(self._meter.integrated_loudness(samples))
+        """Integrated loudness (ITU-R BS.1770) of one clause at the input rate, in LUFS; -inf for silence."""
+        return _integrated(self._meter, samples, self.input_rate)
+
+    def _out_loudness(self, samples: npt.NDArray[np.float32]) -> float:
+        return _integrated(self._out_meter, samples.astype(np.float64), self.output_rate)
+
+
+def _integrated(meter: Any, samples: npt.NDArray[np.float64], rate: int) -> float:
+    """Integrated loudness (ITU-R BS.1770) of one clause, in LUFS; -inf for silence."""
+    block = math.ceil(LOUDNESS_BLOCK_S * rate)
+    if samples.size < block:
+        # pyloudnorm refuses less than one 400 ms block. The clause repeated end to end has the
+        # same mean square in every block as the clause over its length, so the loudness of
+        # the repetition stands for the clause's.
+        samples = np.tile(samples, math.ceil(block / samples.size))
+    return float(meter.integrated_loudness(samples))
 
 
 def limit_peaks(
