@@ -649,7 +649,7 @@ def _voice(config: Config) -> Voice:
     language = config.translation.target if backend else config.asr.language
     if language == "auto":
         language = voice_language(models.resolve(config.tts.voice, "piper"))
-    return PiperVoice(check_voice(config.tts.voice, language), length_scale=config.tts.length_scale)
+    return PiperVoice(check_voice(config.tts.voice, language))
 
 
 def run_bench(

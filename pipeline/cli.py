@@ -385,7 +385,7 @@ def _speech(args: argparse.Namespace, config: Config, backend: str, *, realtime:
             if name is not None or wav is None:
                 raise
             print(f"livesub: no speaker to play on ({e}); the speech goes to {wav.path} only", file=sys.stderr)
-    return session.Speech(PiperVoice(onnx, length_scale=config.tts.length_scale), wav, device)
+    return session.Speech(PiperVoice(onnx), wav, device)
 
 
 def _live(args: argparse.Namespace) -> int:

@@ -252,14 +252,18 @@ class TtsConfig:
     voice: str = "piper-joe"
     #: Speech waiting to be heard (queued audio and clauses not yet spoken) beyond this many
     #: seconds is shed: the oldest clauses not yet started are skipped.
-    max_backlog_s: float = 4.0
+    max_backlog_s: float = 6.0
     #: piper's speaking rate: above 1 slower, below 1 faster.
     length_scale: float = 1.0
+    #: When more than half of ``max_backlog_s`` waits to be heard, the next clause is spoken at
+    #: ``length_scale`` times this (an interpreter falling behind speaks faster); 1 never hurries.
+    hurry_length_scale: float = 0.8
     output: SpeechOutputConfig = field(default_factory=SpeechOutputConfig)
 
     def __post_init__(self) -> None:
         _check(1.0 <= self.max_backlog_s <= 60.0, "tts.max_backlog_s must be 1 to 60")
         _check(0.5 <= self.length_scale <= 2.0, "tts.length_scale must be 0.5 to 2")
+        _check(0.5 <= self.hurry_length_scale <= 1.0, "tts.hurry_length_scale must be 0.5 to 1")
 
 
 @dataclass(frozen=True)

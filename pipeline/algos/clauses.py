@@ -4,7 +4,8 @@ Committed text never changes, so any prefix of it may be spoken. Speaking it wor
 sound broken and a voice only starts once its whole input is synthesised, so text is handed over
 at clause boundaries: a sentence end (. ? ! …) always, a comma, semicolon or colon once the
 clause holds ``min_words`` words (a lone "So," is kept for the next clause, where it sounds
-natural). The rest of an utterance is spoken when it is final.
+natural). When the utterance is final, what is left is cut the same way and its tail follows:
+short clauses let a pile-up shed less, and a newer utterance wait less behind an older one.
 """
 
 from __future__ import annotations
@@ -35,17 +36,18 @@ class ClauseSplitter:
         state = self._utterances.setdefault(utterance, _Utterance())
         if state.done:
             return []
-        if final:
-            state.done = True
-            rest = committed[state.spoken :].strip()
-            state.spoken = len(committed)
-            return [rest] if _has_words(rest) else []
         clauses = []
         while (end := self._next_end(committed, state.spoken)) is not None:
             clause = committed[state.spoken : end].strip()
             state.spoken = end
             if _has_words(clause):
                 clauses.append(clause)
+        if final:  # the rest, however short
+            state.done = True
+            rest = committed[state.spoken :].strip()
+            state.spoken = len(committed)
+            if _has_words(rest):
+                clauses.append(rest)
         return clauses
 
     def _next_end(self, text: str, start: int) -> int | None:

@@ -41,7 +41,7 @@ class Playout(Generic[T]):
         self.limit_s = limit_s
         self.playing_until = 0.0  # when the clause started last ends
         self.queue: deque[Clause[T]] = deque()
-        self.skipped: list[Clause[T]] = []
+        self.skipped: list[tuple[int, str]] = []  # (utterance, text) of each clause skipped; its audio let go
 
     def backlog(self, now: float) -> float:
         """Seconds of speech still to be heard at ``now``, after what is due has started."""
@@ -54,7 +54,8 @@ class Playout(Generic[T]):
         started = self.advance(now)
         clause.ready = now
         while self.queue and self.backlog(now) + clause.duration > self.limit_s:
-            self.skipped.append(self.queue.popleft())
+            skipped = self.queue.popleft()
+            self.skipped.append((skipped.utterance, skipped.text))
         self.queue.append(clause)
         return started + self.advance(now)
 

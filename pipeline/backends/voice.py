@@ -25,12 +25,13 @@ log = logging.getLogger(__name__)
 
 
 class Voice(Protocol):
-    """Speech for a clause of text, mono float32 at ``sample_rate``."""
+    """Speech for a clause of text, mono float32 at ``sample_rate``; ``length_scale`` below 1 speaks
+    faster."""
 
     language: str
     sample_rate: int
 
-    def synthesize(self, text: str) -> Samples: ...
+    def synthesize(self, text: str, length_scale: float = 1.0) -> Samples: ...
 
 
 def voice_language(onnx: Path) -> str:
@@ -67,7 +68,7 @@ def check_voice(voice: str, language: str) -> Path:
 class PiperVoice:
     """A piper voice on one ONNX Runtime thread."""
 
-    def __init__(self, onnx: Path, *, length_scale: float = 1.0) -> None:
+    def __init__(self, onnx: Path) -> None:
         import onnxruntime
         from piper.config import PiperConfig, SynthesisConfig
         from piper.voice import PiperVoice as Piper
@@ -82,14 +83,15 @@ class PiperVoice:
         except Exception as e:  # a damaged file: onnxruntime and piper raise many kinds
             raise ModelError(f"cannot load piper voice {onnx}: {type(e).__name__}: {e}") from None
         self._voice: Any = Piper(config=config, session=session)
-        self._synthesis = SynthesisConfig(normalize_audio=False, length_scale=length_scale)
+        self._synthesis = SynthesisConfig
         self.language = voice_language(onnx)
         self.sample_rate = int(config.sample_rate)
         self.synthesize("Ready.")  # warm-up: the first run is several times slower
         log.info("voice %s loaded (%s, %d Hz)", onnx.name, self.language, self.sample_rate)
 
-    def synthesize(self, text: str) -> Samples:
-        chunks = [c.audio_float_array for c in self._voice.synthesize(text, self._synthesis)]
+    def synthesize(self, text: str, length_scale: float = 1.0) -> Samples:
+        synthesis = self._synthesis(normalize_audio=False, length_scale=length_scale)
+        chunks = [c.audio_float_array for c in self._voice.synthesize(text, synthesis)]
         if not chunks:
             return np.zeros(0, np.float32)
         return np.concatenate(chunks).astype(np.float32, copy=False)

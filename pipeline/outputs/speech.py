@@ -96,7 +96,8 @@ class SpeakerDevice:
             info = sd.query_devices(device, "output")
         except (ValueError, sd.PortAudioError) as e:
             available = "; ".join(list_output_devices()) or "none"
-            raise AudioError(f"no output device {device!r} ({e}); available: {available}") from None
+            which = repr(device) if device is not None else "(the system's default)"
+            raise AudioError(f"no output device {which} ({e}); available: {available}") from None
         self._sd = sd
         self.device = device
         self.name = str(info["name"])
@@ -196,6 +197,7 @@ class SpeechBranch:
         device: SpeakerDevice | None = None,
         notice: Callable[[str], None] | None = None,
     ) -> None:
+        self.config = config
         self.voice = voice
         self.clock = clock
         self.translating = translating
@@ -208,6 +210,8 @@ class SpeechBranch:
         self.spoken: list[Spoken] = []
         self.finals: dict[int, float] = {}  # utterance -> when its final text arrived (timeline)
         self.unspoken_language = 0
+        self.hurried = 0  # clauses spoken faster to catch up
+        self.failed = 0  # clauses the voice could not say
         self.compute_s = 0.0
         self._pending: deque[tuple[int, str, float]] = deque()  # (utterance, text, when the text came)
         self._wake = asyncio.Event()
@@ -247,7 +251,12 @@ class SpeechBranch:
 
     async def finish(self) -> None:
         """Speaks what is still pending (the session is over); live, waits until it is heard."""
-        await self._idle.wait()
+        worker = self._tasks[0]
+        idle = asyncio.ensure_future(self._idle.wait())
+        await asyncio.wait([idle, worker], return_when=asyncio.FIRST_COMPLETED)
+        idle.cancel()
+        if worker.done():  # it ended on a bug: say so rather than wait forever
+            worker.result()
         for task in self._tasks:
             task.cancel()
         self._hand_out(self.playout.flush())
@@ -271,7 +280,9 @@ class SpeechBranch:
         figures: Stats = {
             "clauses": len(self.spoken),
             "skipped_clauses": len(skipped),
-            "skipped_utterances": len({c.utterance for c in skipped}),
+            "skipped_utterances": len({utterance for utterance, _ in skipped}),
+            "hurried_clauses": self.hurried,
+            "failed_clauses": self.failed,
             "speech_s": round(speech_s, 3),
             "compute_s": round(self.compute_s, 3),
             "rtf": round(self.compute_s / speech_s, 4) if speech_s else None,
@@ -292,15 +303,27 @@ class SpeechBranch:
                 await self._wake.wait()
                 continue
             utterance, text, when = self._pending.popleft()
+            now = when if self.clock.replay else self.clock.wall
+            scale = self.config.length_scale
+            if self.playout.backlog(now) > self.config.max_backlog_s / 2:
+                scale *= self.config.hurry_length_scale
+                self.hurried += 1
             started = loop.time()
-            audio = await loop.run_in_executor(self._executor, self._render, text)
-            self.compute_s += loop.time() - started
+            try:
+                audio = await loop.run_in_executor(self._executor, self._render, text, scale)
+            except Exception as e:  # one clause the voice cannot say must not end the session
+                self.failed += 1
+                if self.failed == 1:
+                    self.notice(f"the voice failed on a clause ({type(e).__name__}); it is skipped")
+                continue
+            finally:
+                self.compute_s += loop.time() - started
             now = when if self.clock.replay else self.clock.wall
             clause = Clause(utterance, text, audio, len(audio) / self.chain.output_rate, now)
             self._hand_out(self.playout.add(clause, now))
 
-    def _render(self, text: str) -> Samples:
-        return self.chain.process(self.voice.synthesize(text))
+    def _render(self, text: str, length_scale: float) -> Samples:
+        return self.chain.process(self.voice.synthesize(text, length_scale))
 
     async def _tick(self) -> None:
         """Live: starts queued clauses when they are due, and watches the device."""
