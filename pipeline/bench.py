@@ -642,14 +642,10 @@ def plot(runs: list[Run], realtime: bool, path: Path) -> None:
 
 def _voice(config: Config) -> Voice:
     """The configured voice, checked against the language it will speak."""
-    from pipeline import models
-    from pipeline.backends.voice import PiperVoice, check_voice, voice_language
+    from pipeline.backends.voice import PiperVoice, session_voice
 
-    backend = translation_backend(config)
-    language = config.translation.target if backend else config.asr.language
-    if language == "auto":
-        language = voice_language(models.resolve(config.tts.voice, "piper"))
-    return PiperVoice(check_voice(config.tts.voice, language))
+    target = config.translation.target if translation_backend(config) else ""
+    return PiperVoice(session_voice(config.tts.voice, target, config.asr.language))
 
 
 def run_bench(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -102,8 +103,9 @@ class SpeakerDevice:
         self.device = device
         self.name = str(info["name"])
         self.rate = rate
-        self._buffer: deque[Samples] = deque()
+        self._buffer: deque[Samples] = deque()  # shared with PortAudio's thread: under the lock
         self._offset = 0
+        self._lock = threading.Lock()
         self._stream: Any = None
         self._gone = False
         self.underruns = 0
@@ -115,15 +117,16 @@ class SpeakerDevice:
                 self.underruns += 1
             out = outdata[:, 0]
             filled = 0
-            while filled < frames and self._buffer:
-                block = self._buffer[0]
-                n = min(frames - filled, len(block) - self._offset)
-                out[filled : filled + n] = block[self._offset : self._offset + n]
-                filled += n
-                self._offset += n
-                if self._offset == len(block):
-                    self._buffer.popleft()
-                    self._offset = 0
+            with self._lock:
+                while filled < frames and self._buffer:
+                    block = self._buffer[0]
+                    n = min(frames - filled, len(block) - self._offset)
+                    out[filled : filled + n] = block[self._offset : self._offset + n]
+                    filled += n
+                    self._offset += n
+                    if self._offset == len(block):
+                        self._buffer.popleft()
+                        self._offset = 0
             out[filled:] = 0.0
 
         def finished() -> None:  # PortAudio ended the stream: closed by us, or the device went away
@@ -144,18 +147,22 @@ class SpeakerDevice:
 
     def play(self, samples: Samples) -> None:
         if self.lost is None:
-            self._buffer.append(samples)  # deque appends are atomic: the callback thread pops
+            with self._lock:
+                self._buffer.append(samples)
 
     def check(self) -> str | None:
         """Why the device stopped, once it has (then nothing more is sent to it)."""
         if self.lost is None and self._stream is not None and (self._gone or not self._stream.active):
             self.lost = f"speaker device '{self.name}' vanished"
-            self._buffer.clear()
+            with self._lock:
+                self._buffer.clear()
+                self._offset = 0
         return self.lost
 
     @property
     def queued_s(self) -> float:
-        return (sum(len(b) for b in self._buffer) - self._offset) / self.rate
+        with self._lock:
+            return (sum(len(b) for b in self._buffer) - self._offset) / self.rate
 
     def close(self) -> None:
         if self._stream is None:
