@@ -212,6 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--plot", type=Path, help="write a PNG: per-utterance timeline and latency distribution")
     bench.add_argument("--repeat", type=int, default=1, help="play every input N times (default 1)")
 
+    serve = commands.add_parser(
+        "serve", help="live sessions over WebSocket: audio from a phone or glasses in, events and subtitles out"
+    )
+    serve.add_argument(
+        "--host", help="address to listen on (default server.host, 127.0.0.1; any other needs --token-file)"
+    )
+    serve.add_argument("--port", type=int, help="TCP port (default server.port, 8765; 0 picks a free one)")
+    serve.add_argument(
+        "--token-file", type=Path, metavar="FILE", help="a file whose first line is the token every client must send"
+    )
+    serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS certificate chain (PEM): serve wss://")
+    serve.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's private key (PEM)")
+    serve.add_argument("--model", help="model id or CTranslate2 model directory (loaded once, shared by sessions)")
+    serve.add_argument("--config", type=Path, action="append", default=[], help="TOML configuration file (repeatable)")
+    serve.add_argument(
+        "--out", type=Path, help="save each session's transcript in this directory (default: output.live_dir)"
+    )
+
     model_cmd = commands.add_parser("models", help="list or verify the models")
     model_sub = model_cmd.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     model_sub.add_parser("list", help="each model, its size and whether it is ready")
@@ -361,13 +379,10 @@ def _speech(args: argparse.Namespace, config: Config, backend: str, *, realtime:
     if not config.tts.enabled:
         return None
     from pipeline import session
-    from pipeline.backends.voice import PiperVoice, check_voice, voice_language
+    from pipeline.backends.voice import PiperVoice, session_voice
     from pipeline.outputs.speech import SpeakerDevice, SpeechWav
 
-    language = config.translation.target if backend else config.asr.language
-    if language == "auto":  # speak what is in the voice's language; the rest is shown only
-        language = voice_language(models.resolve(config.tts.voice, "piper"))
-    onnx = check_voice(config.tts.voice, language)
+    onnx = session_voice(config.tts.voice, config.translation.target if backend else "", config.asr.language)
     wav = None
     if args.speak_to is not None:
         _writable(args.speak_to)
@@ -487,9 +502,11 @@ def _live(args: argparse.Namespace) -> int:
     print(f"livesub: {view.finals} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
     if result.speech is not None:
         spoken = result.speech.stats()
-        where = f" to {speech.wav.path}" if speech.wav is not None else ""
+        where = [str(speech.wav.path)] if speech.wav is not None else []
+        if speech.device is not None:
+            where.append(f"'{speech.device.name}' ({spoken['underruns']} underruns)")
         print(
-            f"livesub: spoke {spoken['clauses']} clauses ({spoken['speech_s']:.1f} s){where}; "
+            f"livesub: spoke {spoken['clauses']} clauses ({spoken['speech_s']:.1f} s) to {' and '.join(where)}; "
             f"{spoken['skipped_clauses']} skipped to keep up",
             file=sys.stderr,
         )
@@ -572,6 +589,39 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pipeline import server
+
+    overrides = {
+        "asr": _given(model=args.model),
+        "server": _given(host=args.host, port=args.port),
+        "output": _given(live_dir=str(args.out) if args.out is not None else None),
+    }
+    config = load_config(args.config, overrides)
+    token = server.read_token(args.token_file) if args.token_file is not None else None
+    server.check_exposure(config.server.host, token)  # before the model loads
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("give both --tls-cert and --tls-key, or neither")
+    tls = server.tls_context(args.tls_cert, args.tls_key) if args.tls_cert is not None else None
+    if config.output.live_dir:
+        _writable(Path(config.output.live_dir), directory=True)
+    if tls is None and not server.is_loopback(config.server.host):
+        print(
+            "livesub: warning: without --tls-cert/--tls-key the token and audio cross the network in clear",
+            file=sys.stderr,
+        )
+    instance = server.Server(config, token=token, ssl_context=tls)
+
+    def announce(url: str) -> None:
+        print(f"livesub: serving {url}/session and {url}/display?session=ID; Ctrl-C stops", file=sys.stderr)
+
+    asyncio.run(instance.serve(announce))
+    print(f"livesub: stopped after {instance.counts['sessions']} sessions", file=sys.stderr)
+    return 0
+
+
 def _human_size(size: int) -> str:
     return f"{size / 1e6:.0f} MB" if size else "-"
 
@@ -616,6 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _notes(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "serve":
+            return _serve(args)
         return _models(args)
     except LivesubError as e:
         print(f"livesub: error: {e}", file=sys.stderr)

@@ -317,6 +317,54 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """``livesub serve``: where it listens and what it lets clients do (``pipeline/server.py``)."""
+
+    #: Address to listen on. Loopback by default; any other address needs a token (``--token-file``).
+    host: str = "127.0.0.1"
+    #: TCP port (0: any free port, printed at start).
+    port: int = 8765
+    #: Live sessions at once; one over the limit is refused at once, never served slowly. 1 on this
+    #: 2-core machine: one live session with Whisper base runs its recogniser at a real-time factor
+    #: of 0.54 here (``streaming.replay_step_s``), so a second would need more than the machine has
+    #: and both would fall further behind with every utterance.
+    max_sessions: int = 1
+    #: A session that receives no audio for this long, in seconds, ends (its finals delivered), as a
+    #: microphone that stops delivering does.
+    idle_timeout_s: float = 30.0
+    #: Largest message a client may send, in bytes (a second of 16 kHz audio on 8 channels); a
+    #: larger one closes its connection with code 1009.
+    max_frame_bytes: int = 262_144
+    #: Connections at once: sessions, displays, and handshakes still in progress; more are refused
+    #: with HTTP 503.
+    max_connections: int = 16
+    #: Audio a client may send per second, in seconds, sustained (a burst of 10 s is allowed): a
+    #: client sending faster is sending a recording, not speech, and is closed with an error.
+    max_speed: float = 4.0
+    #: Browser origins allowed besides http(s)://localhost, 127.0.0.1 and [::1] on any port (and
+    #: clients that send no Origin, which are not browsers), e.g. "https://glasses.example:8443".
+    origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check(bool(self.host), "server.host must not be empty")
+        _check(0 <= self.port <= 65_535, "server.port must be 0 to 65535")
+        _check(1 <= self.max_sessions <= 64, "server.max_sessions must be 1 to 64")
+        _check(0.1 <= self.idle_timeout_s <= 3600.0, "server.idle_timeout_s must be 0.1 to 3600")
+        _check(4096 <= self.max_frame_bytes <= 16 * 2**20, "server.max_frame_bytes must be 4096 to 16777216")
+        _check(
+            self.max_sessions <= self.max_connections <= 1024,
+            "server.max_connections must be at least server.max_sessions and at most 1024",
+        )
+        _check(1.0 <= self.max_speed <= 1000.0, "server.max_speed must be 1 to 1000")
+        for origin in self.origins:
+            scheme, _, rest = origin.partition("://")
+            _check(
+                scheme in ("http", "https") and bool(rest) and "/" not in rest,
+                f"server.origins: '{origin}' is not an origin such as https://host:port",
+            )
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole pipeline's configuration."""
 
@@ -328,6 +376,7 @@ class Config:
     tts: TtsConfig = field(default_factory=TtsConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
 
 def _coerce(value: Any, kind: Any, name: str) -> Any:
