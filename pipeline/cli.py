@@ -399,7 +399,7 @@ def _speech(args: argparse.Namespace, config: Config, backend: str, *, realtime:
         except LivesubError as e:
             if name is not None or wav is None:
                 raise
-            print(f"livesub: no speaker to play on ({e}); the speech goes to {wav.path} only", file=sys.stderr)
+            print(f"livesub: {e}; the speech goes to {wav.path} only", file=sys.stderr)
     return session.Speech(PiperVoice(onnx), wav, device)
 
 

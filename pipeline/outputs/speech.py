@@ -96,7 +96,9 @@ class SpeakerDevice:
         try:
             info = sd.query_devices(device, "output")
         except (ValueError, sd.PortAudioError) as e:
-            available = "; ".join(list_output_devices()) or "none"
+            available = "; ".join(list_output_devices())
+            if not available:
+                raise AudioError("no speaker: this machine has no audio output device") from None
             which = repr(device) if device is not None else "(the system's default)"
             raise AudioError(f"no output device {which} ({e}); available: {available}") from None
         self._sd = sd
