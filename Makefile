@@ -6,9 +6,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # libportaudio2: sounddevice (microphone input); apertium + pairs: rule-based translation;
+# chromium: the browser the HUD page's tests drive (tests/test_hud.py, through Playwright; the
+# distribution's browser, as Playwright's own downloads are not an option everywhere);
 # python3-venv when this Python cannot make a virtual environment (Debian's own, without it).
 VENV_PACKAGE := $(shell $(PYTHON) -c "import ensurepip" 2>/dev/null || echo python3-venv)
-DEB_PACKAGES ?= libportaudio2 apertium apertium-eng-spa $(VENV_PACKAGE)
+DEB_PACKAGES ?= libportaudio2 apertium apertium-eng-spa chromium $(VENV_PACKAGE)
 
 .PHONY: demo test setup system-packages lint clean
 
@@ -39,7 +41,7 @@ system-packages:
 	else echo "livesub: please install these Debian packages:$$missing (sudo apt-get install$$missing)"; exit 0; fi; \
 	echo "livesub: installing Debian packages:$$missing"; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
-	  || echo "livesub: could not install:$$missing (live microphone input and Apertium translation need them)"
+	  || echo "livesub: could not install:$$missing (live microphone input, Apertium translation and the HUD's browser tests need them)"
 
 $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }

@@ -144,13 +144,18 @@ class Translation:
 
 @dataclass(frozen=True, slots=True)
 class Subtitle:
-    """What the display shows now: whole lines laid out for its width."""
+    """What the display shows now: whole lines laid out for its width.
+
+    ``committed`` counts the characters at the start of each line that are committed text (never
+    retracted: a display shows them steady and may dim the rest); empty where it is not known.
+    """
 
     utterance: int
     lines: tuple[str, ...]
     start: float
     end: float
     final: bool = False
+    committed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -13,6 +13,9 @@ The protocol (the README's "Serving to a display or a phone" describes it for cl
 - ``/display?session=ID``: the first message is ``{"type": "display", "token": ...}``; the server
   answers ``ready``, then sends that session's subtitle events only, the newest partial of each
   utterance (a slow display skips partials, never finals), and closes 1000 when the session ends.
+- Plain HTTP on the same port: ``GET /`` is the HUD page (``pipeline/hud/``: a display in a
+  browser), its files under ``/hud/``, and ``GET /sessions`` the ids of the running sessions
+  (JSON, oldest first), so a page can find the session to show.
 - Anything wrong is answered with ``{"type": "error", "message": ...}`` and a close: 1008 (policy:
   token, settings, too fast), 1003 (a message the protocol has no place for), 1013 (the session
   limit), 1011 (the session failed); a message over ``server.max_frame_bytes`` closes with 1009.
@@ -41,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import email.utils
 import hmac
 import ipaddress
 import json
@@ -57,6 +61,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server as WebSocketServer
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
@@ -79,6 +84,18 @@ _websockets_log.setLevel(logging.INFO)
 
 SESSION_PATH = "/session"
 DISPLAY_PATH = "/display"
+SESSIONS_PATH = "/sessions"
+#: The HUD page's files (static, no build step), served by name only: a path names one of these
+#: or nothing, so no request can reach another file (``/hud/../server.py`` is simply unknown).
+HUD_DIR = Path(__file__).parent / "hud"
+HUD_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "hud.js": "text/javascript; charset=utf-8",
+    "hud.css": "text/css; charset=utf-8",
+}
+HUD_PATHS = {"/": "index.html", "/hud": "index.html", "/hud/": "index.html"} | {f"/hud/{n}": n for n in HUD_FILES}
+#: The page loads its own files only, and talks to this server only.
+HUD_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self'"
 #: Seconds a connection has to send its first message: until then it holds a connection slot.
 HELLO_TIMEOUT_S = 10.0
 #: Audio a client may send ahead of ``server.max_speed`` times real time, in seconds: a phone on
@@ -227,6 +244,23 @@ def _message(text: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError('a text message must be a JSON object with a "type"', CloseCode.UNSUPPORTED_DATA)
     return data
+
+
+def _http(status: int, reason: str, body: bytes, content_type: str, *extra: tuple[str, str]) -> Response:
+    """A plain HTTP response; the connection closes after it, as websockets does for any answer
+    other than a handshake."""
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+            *extra,
+        ]
+    )
+    return Response(status, reason, headers, body)
 
 
 def _text(record: Mapping[str, Any]) -> str:
@@ -451,17 +485,55 @@ class Server:
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Before the handshake: known paths only, and at most ``max_connections`` at once
-        (handshakes in progress included: websockets holds a task for every TCP connection)."""
-        if urlsplit(request.path).path not in (SESSION_PATH, DISPLAY_PATH):
+        (handshakes in progress included: websockets holds a task for every TCP connection).
+        The HUD's files and the session list are answered here, as plain HTTP."""
+        path = urlsplit(request.path).path
+        if path not in (SESSION_PATH, DISPLAY_PATH, SESSIONS_PATH) and path not in HUD_PATHS:
             self.counts["refused_path"] += 1
-            return connection.respond(404, f"livesub serves {SESSION_PATH} and {DISPLAY_PATH}\n")
+            return connection.respond(404, f"livesub serves / (the HUD), {SESSION_PATH} and {DISPLAY_PATH}\n")
         assert self._server is not None
         connections = len(self._server.handler_tasks)  # this one included
         if connections > self.config.server.max_connections:
             self.counts["refused_connections"] += 1
             log.info("refused a connection: %d open", connections - 1)
             return connection.respond(503, "too many connections; try again later\n")
+        if path in HUD_PATHS:
+            return self._hud_file(connection, HUD_PATHS[path])
+        if path == SESSIONS_PATH:
+            return self._session_list(connection, request)
         return None
+
+    def _hud_file(self, connection: ServerConnection, name: str) -> Response:
+        try:
+            body = (HUD_DIR / name).read_bytes()
+        except OSError:  # an installation without the page
+            return connection.respond(404, "the HUD page is not installed\n")
+        return _http(200, "OK", body, HUD_FILES[name], ("Content-Security-Policy", HUD_POLICY))
+
+    def _session_list(self, connection: ServerConnection, request: Request) -> Response:
+        """The running sessions' ids, oldest first (a page shows the newest). Held to the rules of
+        the WebSocket paths: an allowed origin (websockets checks it only for a handshake) and,
+        when the server has a token, ``Authorization: Bearer TOKEN``."""
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin):
+            self.counts["refused_origin"] += 1
+            return connection.respond(403, "origin not allowed\n")
+        if self._token is not None:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip().encode("utf-8")
+            if not hmac.compare_digest(given, self._token):
+                self.counts["bad_token"] += 1
+                return connection.respond(401, "a valid token is required (Authorization: Bearer TOKEN)\n")
+        body = json.dumps(list(self._sessions)).encode()
+        return _http(200, "OK", body, "application/json")
+
+    def _origin_allowed(self, origin: str) -> bool:
+        for allowed in self._origins:
+            if isinstance(allowed, re.Pattern):
+                if allowed.fullmatch(origin):
+                    return True
+            elif allowed == origin:
+                return True
+        return False
 
     async def _connection(self, connection: ServerConnection) -> None:
         """One connection, whatever happens in it: nothing raised reaches websockets."""

@@ -38,3 +38,14 @@ def display_lines(committed: str, tentative: str, chars_per_line: int, lines: in
     """The display's content: the last ``lines`` wrapped lines of committed then tentative text."""
     wrapped = wrap(f"{committed} {tentative}".strip(), chars_per_line)
     return tuple(wrapped[-lines:])
+
+
+def committed_chars(committed: str, tentative: str, chars_per_line: int, lines: int) -> tuple[int, ...]:
+    """How many characters of each line of :func:`display_lines` are committed text (never
+    retracted), so a display can dim the rest without laying the text out again. Greedy wrapping
+    of the committed text alone gives the same lines as the whole text's, but the last, which the
+    whole text's line at its place begins with (wrapping a longer text only adds words to it)."""
+    whole = wrap(f"{committed} {tentative}".strip(), chars_per_line)
+    counts = [len(line) for line in wrap(committed, chars_per_line)]
+    counts += [0] * (len(whole) - len(counts))
+    return tuple(min(count, len(line)) for count, line in zip(counts[-lines:], whole[-lines:], strict=True))

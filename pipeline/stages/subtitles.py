@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from pipeline.algos.layout import display_lines, wrap
+from pipeline.algos.layout import committed_chars, display_lines, wrap
 from pipeline.config import DisplayConfig
 from pipeline.events import Subtitle, Transcript, Translation
 
@@ -30,11 +30,16 @@ class SubtitleStage:
         width, height = self._config.chars_per_line, self._config.lines
         source = self._source.get(event.utterance, "")
         if isinstance(event, Translation) and self._config.show_source and height > 1 and source:
+            # The source line is the end of what was heard so far: it moves as speech goes on.
             top = wrap(source, width)[-1:]
             lines = (*top, *display_lines(event.committed, event.tentative, width, height - 1))
+            committed = (0, *committed_chars(event.committed, event.tentative, width, height - 1))
         else:
             lines = display_lines(event.committed, event.tentative, width, height)
-        return Subtitle(event.utterance, lines, event.start, event.end, event.final)
+            committed = committed_chars(event.committed, event.tentative, width, height)
+        if event.final:  # nothing of a final changes again
+            committed = tuple(len(line) for line in lines)
+        return Subtitle(event.utterance, lines, event.start, event.end, event.final, committed)
 
     async def run(self, inputs: AsyncIterator[object]) -> AsyncGenerator[Subtitle, None]:
         async for event in inputs:
