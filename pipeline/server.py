@@ -65,6 +65,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Origin
 
 from pipeline.backends.whisper import Decoder, WhisperDecoder
@@ -404,6 +405,7 @@ class Server:
         self._ssl = ssl_context
         self._detectors = detectors
         self._sessions: dict[str, _Live] = {}
+        self._admitted: set[ServerConnection] = set()
         self._server: WebSocketServer | None = None
         self.counts: collections.Counter[str] = collections.Counter()
         self._origins: list[Origin | re.Pattern[str] | None] = [
@@ -484,19 +486,23 @@ class Server:
     # -- connections ------------------------------------------------------------------------------
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Before the handshake: known paths only, and at most ``max_connections`` at once
-        (handshakes in progress included: websockets holds a task for every TCP connection).
+        """Before the handshake: known paths only, and at most ``max_connections`` WebSocket
+        connections at once.
         The HUD's files and the session list are answered here, as plain HTTP."""
         path = urlsplit(request.path).path
         if path not in (SESSION_PATH, DISPLAY_PATH, SESSIONS_PATH) and path not in HUD_PATHS:
             self.counts["refused_path"] += 1
             return connection.respond(404, f"livesub serves / (the HUD), {SESSION_PATH} and {DISPLAY_PATH}\n")
-        assert self._server is not None
-        connections = len(self._server.handler_tasks)  # this one included
-        if connections > self.config.server.max_connections:
+        # Connections admitted and not yet closed (a handshake refused after this, say for its
+        # origin, closes and drops out). Not websockets' handler tasks: those hold every TCP
+        # connection accepted, so a burst over the limit saw itself whole and refused everyone.
+        self._admitted = {c for c in self._admitted if c.state is not State.CLOSED}
+        if len(self._admitted) >= self.config.server.max_connections:
             self.counts["refused_connections"] += 1
-            log.info("refused a connection: %d open", connections - 1)
+            log.info("refused a connection: %d open", len(self._admitted))
             return connection.respond(503, "too many connections; try again later\n")
+        if path in (SESSION_PATH, DISPLAY_PATH):
+            self._admitted.add(connection)
         if path in HUD_PATHS:
             return self._hud_file(connection, HUD_PATHS[path])
         if path == SESSIONS_PATH:
@@ -553,6 +559,8 @@ class Server:
             self.counts["internal_errors"] += 1
             log.exception("a connection failed")  # a bug; the traceback holds no transcript
             await self._refuse(connection, "internal error", CloseCode.INTERNAL_ERROR)
+        finally:
+            self._admitted.discard(connection)
 
     async def _refuse(self, connection: ServerConnection, message: str, code: CloseCode) -> None:
         """An error message, then the close: the message says why (a close reason is cut short)."""
