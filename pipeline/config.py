@@ -335,8 +335,8 @@ class ServerConfig:
     #: Largest message a client may send, in bytes (a second of 16 kHz audio on 8 channels); a
     #: larger one closes its connection with code 1009.
     max_frame_bytes: int = 262_144
-    #: Connections at once: sessions, displays, and handshakes still in progress; more are refused
-    #: with HTTP 503.
+    #: WebSocket connections at once (sessions, displays, clients yet to send their first message);
+    #: more are refused with HTTP 503.
     max_connections: int = 16
     #: Audio a client may send per second, in seconds, sustained (a burst of 10 s is allowed): a
     #: client sending faster is sending a recording, not speech, and is closed with an error.
