@@ -15,7 +15,6 @@ import asyncio
 import json
 import resource
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from pipeline.algos.metrics import (
     UtteranceTiming,
     average_lagging,
     first_text,
+    main_owner,
     owner,
     percentile,
     retractions,
@@ -382,9 +382,8 @@ def speech_figures(runs: list[Run]) -> dict[str, Any] | None:
         references = run.reference.utterances
         belongs: dict[int, int] = {}  # recognised utterance -> the reference utterance most of its words fall on
         for final in run.result.finals:
-            owners = Counter(o for w in final.words if (o := owner(references, (w.start, w.end))) is not None)
-            if owners:
-                belongs[final.utterance] = owners.most_common(1)[0][0]
+            if (index := main_owner(references, [(w.start, w.end) for w in final.words])) is not None:
+                belongs[final.utterance] = index
         firsts: dict[int, float] = {}  # recognised utterance -> its first spoken sample
         for clause in speech.spoken:
             firsts[clause.utterance] = min(clause.start, firsts.get(clause.utterance, clause.start))

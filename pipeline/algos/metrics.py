@@ -93,6 +93,12 @@ class ShownText:
     word_times: tuple[tuple[float, float], ...]  # committed words, stream seconds
 
 
+def main_owner(references: Sequence[RefUtterance], word_times: Sequence[tuple[float, float]]) -> int | None:
+    """The reference utterance most of these words (a recognised utterance's) fall on, if any."""
+    owners = Counter(o for w in word_times if (o := owner(references, w)) is not None)
+    return owners.most_common(1)[0][0] if owners else None
+
+
 def first_text(references: Sequence[RefUtterance], shown: Sequence[ShownText], language: str) -> list[float | None]:
     """For each reference utterance, how long after it began the wearer first saw text of it that
     stays: the first event of a recognised utterance showing a word that utterance's final holds
@@ -100,10 +106,9 @@ def first_text(references: Sequence[RefUtterance], shown: Sequence[ShownText], l
     to the reference utterance most of its final's words fall on. None: nothing of it was seen."""
     latencies: list[float | None] = [None] * len(references)
     for final in (e for e in shown if e.final):
-        owners = Counter(o for w in final.word_times if (o := owner(references, w)) is not None)
-        if not owners:
+        index = main_owner(references, final.word_times)
+        if index is None:
             continue
-        index = owners.most_common(1)[0][0]
         kept = set(tokens(final.text, language))
         for event in shown:
             if event.utterance == final.utterance and kept & set(tokens(event.text, language)):

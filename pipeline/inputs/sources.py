@@ -59,16 +59,17 @@ class FileSource:
             self._reader.close()
 
 
-def _sounddevice() -> Any:
+def sounddevice_module(purpose: str = "microphone input") -> Any:
+    """sounddevice, or a one-line error naming the missing PortAudio (for microphones and speakers)."""
     try:
         import sounddevice
     except OSError as e:  # raised at import when PortAudio's library is missing
-        raise AudioError(f"microphone input needs PortAudio (Debian: apt-get install libportaudio2): {e}") from None
+        raise AudioError(f"{purpose} needs PortAudio (Debian: apt-get install libportaudio2): {e}") from None
     return sounddevice
 
 
 def list_input_devices() -> list[str]:
-    sd = _sounddevice()
+    sd = sounddevice_module()
     devices = enumerate(sd.query_devices())
     return [f"{i}: {d['name']} ({d['max_input_channels']} ch)" for i, d in devices if d["max_input_channels"] > 0]
 
@@ -95,7 +96,7 @@ class MicrophoneSource:
         block_ms: int = 100,
         queue_blocks: int = 50,
     ) -> None:
-        sd = _sounddevice()
+        sd = sounddevice_module()
         try:
             info = sd.query_devices(device, "input")
         except (ValueError, sd.PortAudioError) as e:

@@ -33,6 +33,7 @@ from pipeline.backends.voice import Voice
 from pipeline.config import TtsConfig
 from pipeline.errors import AudioError
 from pipeline.events import Samples, Transcript, Translation
+from pipeline.inputs.sources import sounddevice_module
 from pipeline.runner import Clock, Emission, Policy, Stats
 
 
@@ -73,17 +74,9 @@ class SpeechWav:
 
 
 def list_output_devices() -> list[str]:
-    sd = _sounddevice()
+    sd = sounddevice_module("audio output")
     devices = sd.query_devices()
     return [f"{i}: {d['name']}" for i, d in enumerate(devices) if d["max_output_channels"] > 0]
-
-
-def _sounddevice() -> Any:
-    try:
-        import sounddevice
-    except OSError as e:  # PortAudio missing
-        raise AudioError(f"audio output needs PortAudio (Debian: libportaudio2): {e}") from None
-    return sounddevice
 
 
 class SpeakerDevice:
@@ -92,7 +85,7 @@ class SpeakerDevice:
     vanishes ends speech output with a message while the session goes on."""
 
     def __init__(self, device: int | str | None, rate: int) -> None:
-        sd = _sounddevice()
+        sd = sounddevice_module("audio output")
         try:
             info = sd.query_devices(device, "output")
         except (ValueError, sd.PortAudioError) as e:
