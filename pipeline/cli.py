@@ -220,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, help="TCP port (default server.port, 8765; 0 picks a free one)")
     serve.add_argument(
+        "--max-sessions",
+        type=int,
+        metavar="N",
+        help="live sessions at once (default server.max_sessions, 1; 2 for a conversation's two sides)",
+    )
+    serve.add_argument(
         "--token-file", type=Path, metavar="FILE", help="a file whose first line is the token every client must send"
     )
     serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS certificate chain (PEM): serve wss://")
@@ -596,7 +602,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {
         "asr": _given(model=args.model),
-        "server": _given(host=args.host, port=args.port),
+        "server": _given(host=args.host, port=args.port, max_sessions=args.max_sessions),
         "output": _given(live_dir=str(args.out) if args.out is not None else None),
     }
     config = load_config(args.config, overrides)
@@ -615,7 +621,11 @@ def _serve(args: argparse.Namespace) -> int:
     instance = server.Server(config, token=token, ssl_context=tls)
 
     def announce(url: str) -> None:
-        print(f"livesub: serving {url}/session and {url}/display?session=ID; Ctrl-C stops", file=sys.stderr)
+        page = url.replace("ws", "http", 1)
+        print(
+            f"livesub: serving {url}/session; the HUD at {page}/, the partner's view at {page}/partner; Ctrl-C stops",
+            file=sys.stderr,
+        )
 
     asyncio.run(instance.serve(announce))
     print(f"livesub: stopped after {instance.counts['sessions']} sessions", file=sys.stderr)

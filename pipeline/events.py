@@ -104,7 +104,8 @@ class Transcript:
 
     ``committed`` is never retracted by a later Transcript of the same utterance; ``tentative``
     is replaced by the next one. ``final`` closes the utterance: nothing about it changes again.
-    ``speaker`` says who spoke it where that is known ("S1", "S2", ... from diarization).
+    ``speaker`` says who spoke it where that is known: "wearer" or "partner" (a live session's
+    label), "S1", "S2", ... (diarization).
     """
 
     utterance: int
@@ -124,7 +125,8 @@ class Transcript:
 
 @dataclass(frozen=True, slots=True)
 class Translation:
-    """Translated text of one source utterance, with the same commit rules as Transcript."""
+    """Translated text of one source utterance, with the same commit rules as Transcript, and its
+    speaker."""
 
     utterance: int
     committed: str
@@ -134,11 +136,19 @@ class Translation:
     source_language: str
     target_language: str
     final: bool = False
+    speaker: str | None = None
 
     def as_transcript(self) -> Transcript:
         """The translation as a transcript in the target language (for the transcript writers)."""
         return Transcript(
-            self.utterance, self.committed, self.tentative, self.start, self.end, self.target_language, self.final
+            self.utterance,
+            self.committed,
+            self.tentative,
+            self.start,
+            self.end,
+            self.target_language,
+            self.final,
+            speaker=self.speaker,
         )
 
 
@@ -148,6 +158,7 @@ class Subtitle:
 
     ``committed`` counts the characters at the start of each line that are committed text (never
     retracted: a display shows them steady and may dim the rest); empty where it is not known.
+    ``speaker`` is the utterance's (a partner's phone shows the wearer's words only).
     """
 
     utterance: int
@@ -156,6 +167,7 @@ class Subtitle:
     end: float
     final: bool = False
     committed: tuple[int, ...] = ()
+    speaker: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -13,9 +13,14 @@ The protocol (the README's "Serving to a display or a phone" describes it for cl
 - ``/display?session=ID``: the first message is ``{"type": "display", "token": ...}``; the server
   answers ``ready``, then sends that session's subtitle events only, the newest partial of each
   utterance (a slow display skips partials, never finals), and closes 1000 when the session ends.
+  A start message may label its audio's speaker (``"speaker": "wearer"``): every event of the
+  session carries it. That is how the other side of a conversation is served without the
+  front-end's labels: the wearer's voice streamed as a second session, translated the other way.
 - Plain HTTP on the same port: ``GET /`` is the HUD page (``pipeline/hud/``: a display in a
-  browser), its files under ``/hud/``, and ``GET /sessions`` the ids of the running sessions
-  (JSON, oldest first), so a page can find the session to show.
+  browser), ``GET /partner`` the same page as the partner's view (a phone held toward the
+  partner: large text, the wearer's words only), their files under ``/hud/``, and
+  ``GET /sessions`` the running sessions (JSON, oldest first: id, speaker, language, target),
+  so a page can find the session to show.
 - Anything wrong is answered with ``{"type": "error", "message": ...}`` and a close: 1008 (policy:
   token, settings, too fast), 1003 (a message the protocol has no place for), 1013 (the session
   limit), 1011 (the session failed); a message over ``server.max_frame_bytes`` closes with 1009.
@@ -94,7 +99,9 @@ HUD_FILES = {
     "hud.js": "text/javascript; charset=utf-8",
     "hud.css": "text/css; charset=utf-8",
 }
-HUD_PATHS = {"/": "index.html", "/hud": "index.html", "/hud/": "index.html"} | {f"/hud/{n}": n for n in HUD_FILES}
+HUD_PATHS = {"/": "index.html", "/partner": "index.html", "/hud": "index.html", "/hud/": "index.html"} | {
+    f"/hud/{n}": n for n in HUD_FILES
+}
 #: The page loads its own files only, and talks to this server only.
 HUD_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self'"
 #: Seconds a connection has to send its first message: until then it holds a connection slot.
@@ -107,8 +114,21 @@ MIN_CHARGE_S = 0.01
 #: A token shorter than this is refused: it would guard a server open to the network.
 MIN_TOKEN_CHARS = 16
 #: The start message's fields; an unknown one is an error naming it (a typo never passes silently).
-START_FIELDS = ("type", "token", "rate", "channels", "language", "target", "translator", "display", "vocabulary")
+START_FIELDS = (
+    "type",
+    "token",
+    "rate",
+    "channels",
+    "language",
+    "target",
+    "translator",
+    "display",
+    "vocabulary",
+    "speaker",
+)
 DISPLAY_FIELDS = ("chars_per_line", "lines", "show_source")
+#: A speaker label: a short word ("wearer", "partner"), so it is safe in logs, file names and pages.
+SPEAKER_LABEL = re.compile(r"[A-Za-z0-9_-]{1,32}")
 #: Browser origins always allowed: pages served from this machine (any port, http or https).
 LOOPBACK_ORIGIN = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?")
 
@@ -177,6 +197,9 @@ class Start:
     rate: int
     channels: int
     settings: dict[str, dict[str, Any]]
+    #: Who speaks into this audio: every utterance carries it ("wearer": a partner's phone shows
+    #: that session's translation; the wearer is never spoken back to).
+    speaker: str | None = None
 
 
 def _integer(message: Mapping[str, Any], name: str, default: int | None, low: int, high: int, what: str) -> int:
@@ -212,8 +235,11 @@ def parse_start(message: Mapping[str, Any]) -> Start:
         if not isinstance(vocabulary, list) or not all(isinstance(term, str) for term in vocabulary):
             raise ProtocolError("'vocabulary' must be a list of strings ('term' or 'term = translation')")
         asr["vocabulary"] = vocabulary
+    speaker = message.get("speaker")
+    if speaker is not None and not (isinstance(speaker, str) and SPEAKER_LABEL.fullmatch(speaker)):
+        raise ProtocolError("'speaker' must be a label of 1 to 32 letters, digits, '-' or '_' (e.g. \"wearer\")")
     settings = {"asr": asr, "translation": translation, "display": dict(display)}
-    return Start(rate, channels, {name: values for name, values in settings.items() if values})
+    return Start(rate, channels, {name: values for name, values in settings.items() if values}, speaker)
 
 
 class AudioPace:
@@ -374,10 +400,12 @@ class DisplayHub:
 
 @dataclasses.dataclass
 class _Live:
-    """A running session, as displays find it."""
+    """A running session, as displays find it: ``about`` is what ``GET /sessions`` says of it
+    (its languages and speaker label, never its text)."""
 
     id: str
     displays: DisplayHub
+    about: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
 
 class Server:
@@ -517,7 +545,8 @@ class Server:
         return _http(200, "OK", body, HUD_FILES[name], ("Content-Security-Policy", HUD_POLICY))
 
     def _session_list(self, connection: ServerConnection, request: Request) -> Response:
-        """The running sessions' ids, oldest first (a page shows the newest). Held to the rules of
+        """The running sessions, oldest first (a page shows the newest): each one's id, speaker
+        label, language and translation target (``null`` when not translating). Held to the rules of
         the WebSocket paths: an allowed origin (websockets checks it only for a handshake) and,
         when the server has a token, ``Authorization: Bearer TOKEN``."""
         origin = request.headers.get("Origin")
@@ -529,7 +558,7 @@ class Server:
             if not hmac.compare_digest(given, self._token):
                 self.counts["bad_token"] += 1
                 return connection.respond(401, "a valid token is required (Authorization: Bearer TOKEN)\n")
-        body = json.dumps(list(self._sessions)).encode()
+        body = json.dumps([{"id": live.id, **live.about} for live in self._sessions.values()]).encode()
         return _http(200, "OK", body, "application/json")
 
     def _origin_allowed(self, origin: str) -> bool:
@@ -615,7 +644,12 @@ class Server:
         except ConfigError as e:
             raise ProtocolError(str(e)) from None
         # No await between the limit's check and the registration: nothing else can slip in.
-        live = _Live(secrets.token_hex(8), DisplayHub(config.output.max_lag_s))
+        about = {
+            "speaker": start.speaker,
+            "language": config.asr.language,
+            "target": config.translation.target if backend else None,
+        }
+        live = _Live(secrets.token_hex(8), DisplayHub(config.output.max_lag_s), about)
         self._sessions[live.id] = live
         self.counts["sessions"] += 1
         try:
@@ -649,12 +683,13 @@ class Server:
         if transcript is not None:
             sinks.append(transcript)
         log.info(
-            "session %s: started (%d Hz, %d ch, language %s, translation %s)",
+            "session %s: started (%d Hz, %d ch, language %s, translation %s, speaker %s)",
             live.id,
             start.rate,
             start.channels,
             config.asr.language,
             backend or "none",
+            start.speaker or "unlabelled",
         )
         await connection.send(_text({"type": "ready", "session": live.id}))
         graph = asyncio.create_task(
@@ -666,6 +701,7 @@ class Server:
                 backend=backend,
                 replay=False,
                 detectors=self._detectors(config) if self._detectors is not None else None,
+                speaker=start.speaker,
             )
         )
         reader = asyncio.create_task(self._read_audio(connection, source, config))

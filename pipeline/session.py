@@ -129,6 +129,7 @@ def live_graph(
     translator: TextTranslator | None = None,
     detectors: Detectors | None = None,
     frontend: Stage[AudioChunk, AudioChunk] | None = None,
+    speaker: str | None = None,
 ) -> tuple[list[Stage[Any, Any]], list[Stage[Any, Any]]]:
     """The live trunk's stages and its taps."""
     vad = (
@@ -138,7 +139,9 @@ def live_graph(
     )
     stages: list[Stage[Any, Any]] = [
         vad,
-        StreamingAsrStage(decoder, config.asr, config.streaming, translate=backend == "whisper", clock=clock),
+        StreamingAsrStage(
+            decoder, config.asr, config.streaming, translate=backend == "whisper", clock=clock, speaker=speaker
+        ),
     ]
     if translator is not None:
         stages.append(TranslationStage(translator, clock, config.asr.terms))
@@ -160,6 +163,7 @@ async def run_live(
     detectors: Detectors | None = None,
     frontend: Stage[AudioChunk, AudioChunk] | None = None,
     speech: Speech | None = None,
+    speaker: str | None = None,
     handle_interrupt: bool = False,
 ) -> SessionResult:
     """Runs a live session until the source ends (or is stopped); every utterance's final is
@@ -167,7 +171,8 @@ async def run_live(
     ``record`` keeps every emission in the result. ``translator`` and ``detectors`` replace the
     configured text translator and voice detectors (tests inject fakes); ``frontend`` fills the
     slot between the source and VAD; ``speech`` adds the speech branch (the translation spoken
-    when translating, else the transcript).
+    when translating, else the transcript); ``speaker`` labels every utterance (who speaks into
+    this audio: "wearer" for a second stream of the wearer's own voice, "partner").
 
     With ``handle_interrupt`` the first Ctrl-C stops the source, so the open utterance is
     finalised and everything is delivered; a second one interrupts at once.
@@ -176,7 +181,7 @@ async def run_live(
     if own_translator:
         translator = text_translator(config, backend)
     clock = Clock(replay=replay)
-    stages, taps = live_graph(config, decoder, backend, clock, translator, detectors, frontend)
+    stages, taps = live_graph(config, decoder, backend, clock, translator, detectors, frontend, speaker)
     recorder = Recorder() if record else None
     branches = [*sinks, recorder] if recorder is not None else list(sinks)
     result = SessionResult()

@@ -20,10 +20,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sacrebleu
 
 from pipeline.algos.layout import committed_chars, display_lines, wrap
+from pipeline.algos.metrics import retractions
+from pipeline.backends.translators import ApertiumTranslator, apertium_pairs
+from pipeline.backends.whisper import WhisperDecoder
+from pipeline.config import load_config
+from pipeline.events import SAMPLE_RATE
+from pipeline.inputs.audio import read_all
 from pipeline.server import Server
 
+from .conftest import FIXTURES, reference
 from .test_server import TOKEN, _pcm, _run, _start, _until_closed
 from .test_session import DURATION_S
 
@@ -107,18 +115,23 @@ def test_the_session_list_names_the_running_sessions() -> None:
     async def body(server: Server) -> None:
         assert (await _http(server, "/sessions"))[2] == b"[]"
         client, ready = await _start(server)
+        wearer, wearer_ready = await _start(server, speaker="wearer")
         status, headers, content = await _http(server, "/sessions")
         assert status == 200 and headers["content-type"] == "application/json"
-        assert json.loads(content) == [ready["session"]]
+        assert json.loads(content) == [  # oldest first; what each one is, never its text
+            {"id": ready["session"], "speaker": None, "language": "en", "target": None},
+            {"id": wearer_ready["session"], "speaker": "wearer", "language": "en", "target": None},
+        ]
         refused = await _http(server, "/sessions", "Origin: https://evil.example")
         assert refused[0] == 403
-        await client.send(json.dumps({"type": "stop"}))
-        await _until_closed(client)
+        for each in (client, wearer):
+            await each.send(json.dumps({"type": "stop"}))
+            await _until_closed(each)
         while server.live_sessions:
             await asyncio.sleep(0.01)
         assert (await _http(server, "/sessions"))[2] == b"[]"
 
-    _run(body)
+    _run(body, max_sessions=2)
 
 
 def test_the_session_list_needs_the_token_when_the_server_has_one() -> None:
@@ -175,10 +188,14 @@ def _chromium() -> str:
 def _keeps_committed(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
     """Whether ``later``, the next render of the same utterance, shows ``earlier``'s committed
     text unchanged in the same place, or scrolled up by whole lines (the layout scrolls a growing
-    text by lines), with at least the earlier's last line still in sight (one render adds less
-    than a display of text)."""
+    text by lines). When a render adds a display of text or more (a long final on a small
+    display), everything earlier scrolls away: then the later render fills the display and shows
+    none of the earlier's committed lines (the events' committed text is held to never change by
+    :func:`_check_renders`)."""
     before = list(zip(earlier["lines"], earlier["committed"], strict=True))
     after = list(zip(later["lines"], later["committed"], strict=True))
+    if len(after) >= len(before) and all(line for line, _ in after) and not _shares_a_line(earlier, later):
+        return True  # scrolled away whole; nothing of the earlier is in sight to move
     for scroll in range(max(1, len(before))):
         kept = True
         for i, (line, count) in enumerate(before):
@@ -196,6 +213,12 @@ def _keeps_committed(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
     return False
 
 
+def _shares_a_line(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
+    """Whether some committed line of ``earlier`` is still on show in ``later`` (so it must not move)."""
+    kept = {line[:count] for line, count in zip(earlier["lines"], earlier["committed"], strict=True) if count}
+    return any(line.startswith(text) for line in later["lines"] for text in kept)
+
+
 def test_the_committed_check_sees_text_that_moves_or_changes() -> None:
     earlier = {"lines": ["The quick", "brown fox"], "committed": [9, 5]}
     assert _keeps_committed(earlier, {"lines": ["The quick", "brown fox jumps"], "committed": [9, 9]})
@@ -203,6 +226,10 @@ def test_the_committed_check_sees_text_that_moves_or_changes() -> None:
     assert not _keeps_committed(earlier, {"lines": ["The quick", "brawn fox"], "committed": [9, 5]})
     assert not _keeps_committed(earlier, {"lines": ["The quick", "brown fox"], "committed": [9, 3]})
     assert not _keeps_committed(earlier, {"lines": [" The quick", "brown fox"], "committed": [10, 5]})
+    # a long final scrolls everything away on a small display, but no line of it may stay in sight moved
+    assert _keeps_committed(earlier, {"lines": ["over the lazy", "dog."], "committed": [13, 4]})
+    assert not _keeps_committed(earlier, {"lines": ["over the lazy", "The quick brown"], "committed": [13, 15]})
+    assert not _keeps_committed(earlier, {"lines": ["over the lazy", ""], "committed": [13, 0]})
 
 
 async def _stream_in_real_time(client: Any, between: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -217,8 +244,9 @@ async def _stream_in_real_time(client: Any, between: Callable[[], Awaitable[None
             await between()
 
 
-def _check_renders(log: list[dict[str, Any]], records: list[dict[str, Any]]) -> None:
-    """The page's renders against the subtitle events the session's client received."""
+def _check_renders(log: list[dict[str, Any]], records: list[dict[str, Any]], *, dimmed: bool = True) -> None:
+    """The page's renders against the subtitle events the session's client received (and, with
+    ``dimmed``, some render showing committed and tentative text at once)."""
     subtitles = [r for r in records if r["type"] == "subtitle"]
     sent = {(r["utterance"], tuple(r["lines"]), tuple(r["committed"]), r["final"]) for r in subtitles}
     assert log, "the page rendered nothing"
@@ -228,11 +256,16 @@ def _check_renders(log: list[dict[str, Any]], records: list[dict[str, Any]]) -> 
     finals = [r["lines"] for r in subtitles if r["final"]]
     assert [render["lines"] for render in log if render["final"]] == finals  # every final, in order
     assert log[-1]["final"] and log[-1]["lines"] == finals[-1]  # the page ends on the last final
+    for utterance in {r["utterance"] for r in records if r["type"] in ("transcript", "translation")}:
+        for kind in ("transcript", "translation"):  # the events' committed text is never retracted
+            committed = [r["committed"] for r in records if r["type"] == kind and r["utterance"] == utterance]
+            assert retractions(committed) == 0, committed
     for utterance in {render["utterance"] for render in log}:  # committed text never changes or moves
         renders = [render for render in log if render["utterance"] == utterance]
         for earlier, later in itertools.pairwise(renders):
-            assert _keeps_committed(earlier, later), (earlier, later)
-    assert any(0 < sum(r["committed"]) < sum(map(len, r["lines"])) for r in log)  # steady and dimmed both seen
+            assert _keeps_committed(earlier, later), json.dumps([earlier, later], ensure_ascii=False)
+    if dimmed:  # steady and dimmed both seen
+        assert any(0 < sum(r["committed"]) < sum(map(len, r["lines"])) for r in log)
     # How soon after its event each render came is measured (page clock), not asserted: it depends
     # on how busy the machine is. Every render follows its event's arrival; the delays are kept in
     # tests/artifacts/hud_render_ms.json (the issue's bound is 100 ms).
@@ -304,3 +337,110 @@ def test_the_hud_in_a_browser_shows_every_subtitle_as_it_arrives(profile: dict[s
         assert looks["lines"] == profile.get("lines", 2) and len(set(looks["heights"])) == 1
 
     _run(body)
+
+
+async def _speak_in_real_time(client: Any, audio: np.ndarray) -> None:
+    """A recording as PCM16 in 100 ms messages, each sent when its audio would have been spoken."""
+    pcm = (np.clip(audio, -1.0, 32767 / 32768) * 32768).astype("<i2")
+    block = SAMPLE_RATE // 10
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for at in range(0, len(pcm), block):
+        await asyncio.sleep(max(0.0, began + at / SAMPLE_RATE - loop.time()))
+        await client.send(pcm[at : at + block].tobytes())
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(("en", "es") not in apertium_pairs(), reason="needs Apertium's eng-spa pair (make setup)")
+def test_in_a_two_way_conversation_the_partner_view_shows_the_wearers_words_translated(
+    whisper_base: WhisperDecoder,
+) -> None:
+    """A Spanish partner and an English wearer take turns, each side streamed in real time as its
+    own session (the wearer's labelled "wearer"): the glasses' HUD shows the partner's words in
+    English (Whisper), the partner's phone the wearer's in Spanish (Apertium), both discovered by
+    the pages themselves, in a real browser, on the real models."""
+    chromium = _chromium()
+    from playwright.async_api import async_playwright
+
+    spanish = read_all(FIXTURES / "fleurs-es-003.ogg")  # the partner asks ...
+    english = read_all(FIXTURES / "fleurs-en-003.ogg")  # ... and the wearer answers, after a pause
+    pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    partner_side = np.concatenate([spanish, pause, np.zeros_like(english), pause])
+    wearer_side = np.concatenate([np.zeros_like(spanish), pause, english, pause])
+    config = load_config([], {"server": {"port": 0, "max_sessions": 2}})
+    server = Server(config, decoder=whisper_base)
+    partner_settings = {"language": "es", "target": "en", "translator": "whisper", "speaker": "partner"}
+    wearer_settings = {"language": "en", "target": "es", "translator": "apertium", "speaker": "wearer"}
+    phone = {"chars_per_line": 20, "lines": 6}  # a phone upright: large characters, a sentence in sight
+
+    async def main() -> dict[str, Any]:
+        async with server, async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS, headless=True)
+            try:
+                home = f"http://127.0.0.1:{server.port}"
+                pages = {"hud": await browser.new_page(), "partner": await browser.new_page()}
+                errors: list[str] = []
+                for page in pages.values():
+                    page.on("pageerror", lambda error: errors.append(str(error)))
+                await pages["hud"].goto(f"{home}/")
+                await pages["partner"].goto(f"{home}/partner?lines=6&chars=20")
+                for page in pages.values():
+                    await page.wait_for_function("() => window.hudStatus === 'waiting'")
+                partner, partner_ready = await _start(server, **partner_settings)
+                wearer, wearer_ready = await _start(server, **wearer_settings, display=phone)
+                for page in pages.values():
+                    await page.wait_for_function("() => window.hudStatus === 'live'", timeout=15_000)
+                found = {name: await page.evaluate("window.hudSessions") for name, page in pages.items()}
+                assert found == {"hud": [partner_ready["session"]], "partner": [wearer_ready["session"]]}
+                await asyncio.gather(
+                    _speak_in_real_time(partner, partner_side), _speak_in_real_time(wearer, wearer_side)
+                )
+                records = {}
+                for name, client in (("partner", partner), ("wearer", wearer)):
+                    await client.send(json.dumps({"type": "stop"}))
+                    async with asyncio.timeout(120):
+                        records[name], code = await _until_closed(client)
+                    assert code == 1000
+                for page in pages.values():
+                    await page.wait_for_function("() => window.hudStatus !== 'live'", timeout=15_000)
+                logs = {name: await page.evaluate("window.hudLog") for name, page in pages.items()}
+                view = await pages["partner"].evaluate("window.hudView")
+                assert not errors, errors
+            finally:
+                await browser.close()
+        return {"records": records, "logs": logs, "view": view}
+
+    seen = asyncio.run(main())
+    records, logs = seen["records"], seen["logs"]
+    assert seen["view"] == "partner"
+    for name in ("partner", "wearer"):
+        events = [r for r in records[name] if r["type"] in ("transcript", "translation", "subtitle")]
+        assert events and all(r["speaker"] == name for r in events)
+    # Each page showed its own session's subtitles exactly, every final, committed text steady.
+    _check_renders(logs["hud"], records["partner"], dimmed=False)
+    _check_renders(logs["partner"], records["wearer"], dimmed=False)
+    assert all(len(render["lines"]) <= 6 and max(map(len, render["lines"])) <= 20 for render in logs["partner"])
+
+    def shown(log: list[dict[str, Any]]) -> str:
+        """The text of the finals a page showed, lines joined."""
+        return " ".join(" ".join(render["lines"]) for render in log if render["final"])
+
+    def translated(session: list[dict[str, Any]]) -> str:
+        return " ".join(r["committed"] for r in session if r["type"] == "translation" and r["final"])
+
+    # The phone shows the wearer's whole translation (6 lines hold it); the HUD the last two lines
+    # of the partner's (the layout's tail, checked above).
+    assert shown(logs["partner"]).split() == translated(records["wearer"]).split()
+    # What each side read is the other side's words translated: the phone against Apertium's
+    # translation of what the wearer said (its reference transcript), the partner's translation
+    # against the reference English translation of the clip.
+    apertium = ApertiumTranslator("en", "es")
+    try:
+        meant_es = apertium.translate(reference("fleurs-en-003.ogg"))
+    finally:
+        apertium.close()
+    meant_en = (FIXTURES / "fleurs-es-003.en.txt").read_text(encoding="utf-8").strip()
+    partner_read = sacrebleu.sentence_chrf(shown(logs["partner"]), [meant_es]).score
+    wearer_read = sacrebleu.sentence_chrf(translated(records["partner"]), [meant_en]).score
+    # Measured here: 95.0 and 63.1, twice (Whisper base's offline translation of the clip: 59.8).
+    assert partner_read >= 80 and wearer_read >= 50, (partner_read, wearer_read)

@@ -197,6 +197,19 @@ def test_the_start_message_sets_the_session_display() -> None:
     _run(body)
 
 
+def test_a_labelled_sessions_events_all_carry_its_speaker() -> None:
+    async def body(server: Server) -> None:
+        records, code = await _whole_session(server, speaker="wearer")
+        assert code == 1000 and " ".join(_finals(records)) == FULL_TEXT
+        events = [r for r in records if r["type"] in ("transcript", "subtitle")]
+        assert {r["type"] for r in events} == {"transcript", "subtitle"}
+        assert all(r["speaker"] == "wearer" for r in events)
+        unlabelled, _ = await _whole_session(server)
+        assert all(r["speaker"] is None for r in unlabelled if r["type"] in ("transcript", "subtitle"))
+
+    _run(body)
+
+
 def test_a_second_session_is_refused_at_once_while_the_first_goes_on() -> None:
     async def body(server: Server) -> None:
         first, ready = await _start(server)
@@ -497,6 +510,8 @@ def test_serving_beyond_loopback_needs_a_token(tmp_path: Path, capsys: pytest.Ca
     assert "--tls-key" in capsys.readouterr().err
     assert cli.main(["serve", "--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(short)]) == 2
     assert "TLS: no such file" in capsys.readouterr().err
+    assert cli.main(["serve", "--max-sessions", "0"]) == 2  # checked as the configuration's own
+    assert "server.max_sessions must be 1 to 64" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--token-file"):  # the server itself insists too
         Server(_config(host="0.0.0.0"), decoder=PcmTimedDecoder())
 
@@ -516,9 +531,10 @@ def test_the_start_message_maps_onto_the_configuration() -> None:
             "translator": "auto",
             "display": {"chars_per_line": 40, "lines": 3},
             "vocabulary": ["Kowloon", "Comité Olímpico = Olympic Committee"],
+            "speaker": "wearer",
         }
     )
-    assert (start.rate, start.channels) == (48_000, 2)
+    assert (start.rate, start.channels, start.speaker) == (48_000, 2, "wearer")
     assert start.settings == {
         "asr": {"language": "es", "vocabulary": ["Kowloon", "Comité Olímpico = Olympic Committee"]},
         "translation": {"target": "en", "backend": "auto"},
@@ -538,6 +554,9 @@ def test_the_start_message_maps_onto_the_configuration() -> None:
         ({"rate": 16_000, "display": {"font": "big"}}, "'display' must be an object"),
         ({"rate": 16_000, "vocabulary": [1]}, "'vocabulary' must be a list of strings"),
         ({"rate": 16_000, "model": "/etc/passwd"}, "unknown field 'model'"),
+        ({"rate": 16_000, "speaker": "<b>wearer</b>"}, "'speaker' must be a label"),
+        ({"rate": 16_000, "speaker": "w" * 33}, "'speaker' must be a label"),
+        ({"rate": 16_000, "speaker": ["wearer"]}, "'speaker' must be a label"),
     ],
 )
 def test_a_bad_start_message_names_what_is_wrong(message: dict[str, Any], error: str) -> None:

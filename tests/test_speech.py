@@ -366,12 +366,19 @@ def test_the_wearer_is_never_spoken_back_to_the_wearer() -> None:
     from pipeline.outputs.speech import SpeechBranch
     from pipeline.runner import Clock, Emission
 
+    from pipeline.events import Translation
+
     voice = FakeVoice()
     branch = SpeechBranch(_config().tts, voice, Clock(replay=True), translating=False)
     for utterance, speaker in enumerate(["wearer", "partner", None]):
         event = Transcript(utterance, "Where is the station?", "", 0.0, 1.0, "en", final=True, speaker=speaker)
         branch.write(Emission(event, 1.0, 1.0))
     assert [u for u, _, _ in branch._pending] == [1, 2]
+    translating = SpeechBranch(_config().tts, voice, Clock(replay=True), translating=True)
+    for utterance, speaker in enumerate(["wearer", "partner"]):
+        translation = Translation(utterance, "Where is it?", "", 0.0, 1.0, "es", "en", final=True, speaker=speaker)
+        translating.write(Emission(translation, 1.0, 1.0))
+    assert [u for u, _, _ in translating._pending] == [1]
 
 
 def test_a_clause_the_voice_cannot_say_is_skipped_and_the_rest_is_spoken(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,12 @@
 // reconnects by itself when the connection drops or the session is not running yet.
 //
 // The page's address says what to show:  /?session=ID&lines=2&chars=32#token=TOKEN
+// - the path: / is the wearer's display; /partner the partner's view, a phone held toward the
+//   partner: the subtitles of utterances labelled "wearer" only (the wearer's words, translated
+//   into the partner's language by a second session streaming the wearer's voice), large.
 // - session: the id the session's client got; without it the page shows the newest running
-//   session (GET /sessions) and moves on to the next one when it ends.
+//   session (GET /sessions) and moves on to the next one when it ends: for the wearer's display
+//   the newest one not labelled "wearer", for the partner's view the newest one labelled so.
 // - lines, chars: the display profile, for the size of the line boxes (2 x 32 by default).
 // - token: the server's token when it has one; in the fragment, which the browser never sends.
 //
@@ -18,6 +22,8 @@
   const query = new URLSearchParams(window.location.search);
   const fragment = new URLSearchParams(window.location.hash.slice(1));
   const fixedSession = query.get("session") || fragment.get("session") || "";
+  const partnerView = window.location.pathname === "/partner";
+  const WEARER = "wearer";
   const token = fragment.get("token") || "";
   const profileLines = boundedInt(query.get("lines"), 2, 1, 20);
   const profileChars = boundedInt(query.get("chars"), 32, 8, 200);
@@ -30,6 +36,9 @@
   const statusBox = document.getElementById("status");
   const boxes = [];
 
+  window.hudView = partnerView ? "partner" : "wearer";
+  document.body.classList.toggle("partner", partnerView);
+  if (partnerView) document.title = "livesub: partner view";
   window.hudLog = [];
   window.hudStatus = "connecting";
   window.hudSessions = []; // the ids of the sessions this page was subscribed to
@@ -116,8 +125,8 @@
     const headers = token ? { Authorization: "Bearer " + token } : {};
     const response = await fetch("/sessions", { headers, cache: "no-store" });
     if (!response.ok) throw new Error("the session list: HTTP " + response.status);
-    const ids = await response.json();
-    return ids.length ? String(ids[ids.length - 1]) : "";
+    const sessions = (await response.json()).filter((s) => (s.speaker === WEARER) === partnerView);
+    return sessions.length ? String(sessions[sessions.length - 1].id) : "";
   }
 
   async function connect() {
@@ -157,6 +166,7 @@
         return;
       }
       if (record.type === "subtitle") {
+        if (partnerView && record.speaker !== WEARER) return; // the partner reads the wearer's words only
         current = { event: record, received };
         render(record);
       } else if (record.type === "ready") {

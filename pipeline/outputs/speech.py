@@ -237,7 +237,7 @@ class SpeechBranch:
         event = emission.event
         if not isinstance(event, Translation if self.translating else Transcript):
             return
-        if getattr(event, "speaker", None) == "wearer":
+        if event.speaker == "wearer":
             return  # the wearer's own words are never spoken back to the wearer
         language = event.target_language if isinstance(event, Translation) else event.language
         when = emission.wall if not self.clock.replay else emission.stream

@@ -79,8 +79,10 @@ class StreamingAsrStage:
         *,
         translate: bool = False,
         clock: Clock | None = None,
+        speaker: str | None = None,
     ) -> None:
         self._decoder = decoder
+        self._speaker = speaker  # the label every utterance carries (who speaks into this audio)
         self._clock = clock or Clock()
         self._open: deque[OpenUtterance] = deque()  # oldest first
         self._by_vad_id: dict[int, OpenUtterance] = {}  # VAD's utterance -> the ASR utterance taking its audio
@@ -192,9 +194,21 @@ class StreamingAsrStage:
         start_s, end_s = utterance.span()
         tentative = "" if final else tentative
         if self._translating:
-            return Translation(utterance.id, committed, tentative, start_s, end_s, language, "en", final=final)
+            return Translation(
+                utterance.id, committed, tentative, start_s, end_s, language, "en", final=final, speaker=self._speaker
+            )
         words = tuple(utterance.agreement.committed)
-        return Transcript(utterance.id, committed, tentative, start_s, end_s, language, final=final, words=words)
+        return Transcript(
+            utterance.id,
+            committed,
+            tentative,
+            start_s,
+            end_s,
+            language,
+            final=final,
+            words=words,
+            speaker=self._speaker,
+        )
 
     async def _source(self, utterance: OpenUtterance) -> Transcript | None:
         """The source text of a translated utterance whose final has been emitted (None when not
@@ -208,7 +222,9 @@ class StreamingAsrStage:
         language = self._language(utterance)
         start_s, end_s = utterance.span()
         text = join_words(words, language)
-        return Transcript(utterance.id, text, "", start_s, end_s, language, final=True, words=tuple(words))
+        return Transcript(
+            utterance.id, text, "", start_s, end_s, language, final=True, words=tuple(words), speaker=self._speaker
+        )
 
     async def _partial(self, utterance: OpenUtterance) -> Transcript | Translation | None:
         end = utterance.samples

@@ -39,7 +39,7 @@ class SubtitleStage:
             committed = committed_chars(event.committed, event.tentative, width, height)
         if event.final:  # nothing of a final changes again
             committed = tuple(len(line) for line in lines)
-        return Subtitle(event.utterance, lines, event.start, event.end, event.final, committed)
+        return Subtitle(event.utterance, lines, event.start, event.end, event.final, committed, event.speaker)
 
     async def run(self, inputs: AsyncIterator[object]) -> AsyncGenerator[Subtitle, None]:
         async for event in inputs:

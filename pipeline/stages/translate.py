@@ -151,6 +151,7 @@ class TranslationStage:
             transcript.language,
             self._translator.target,
             final=transcript.final,
+            speaker=transcript.speaker,
         )
 
     async def run(self, inputs: AsyncIterator[Transcript]) -> AsyncGenerator[Translation, None]:
