@@ -378,7 +378,10 @@ def test_in_a_two_way_conversation_the_partner_view_shows_the_wearers_words_tran
             browser = await playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS, headless=True)
             try:
                 home = f"http://127.0.0.1:{server.port}"
-                pages = {"hud": await browser.new_page(), "partner": await browser.new_page()}
+                pages = {
+                    "hud": await browser.new_page(viewport={"width": 960, "height": 240}),
+                    "partner": await browser.new_page(viewport={"width": 390, "height": 844}),  # a phone, upright
+                }
                 errors: list[str] = []
                 for page in pages.values():
                     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -404,6 +407,8 @@ def test_in_a_two_way_conversation_the_partner_view_shows_the_wearers_words_tran
                 for page in pages.values():
                     await page.wait_for_function("() => window.hudStatus !== 'live'", timeout=15_000)
                 logs = {name: await page.evaluate("window.hudLog") for name, page in pages.items()}
+                ARTIFACTS.mkdir(exist_ok=True)
+                await pages["partner"].screenshot(path=str(ARTIFACTS / "partner.png"))  # its last final
                 view = await pages["partner"].evaluate("window.hudView")
                 assert not errors, errors
             finally:

@@ -362,11 +362,9 @@ def test_a_missing_speaker_is_a_one_line_error(fake_speaker: types.ModuleType) -
 
 
 def test_the_wearer_is_never_spoken_back_to_the_wearer() -> None:
-    from pipeline.events import Transcript
+    from pipeline.events import Transcript, Translation
     from pipeline.outputs.speech import SpeechBranch
     from pipeline.runner import Clock, Emission
-
-    from pipeline.events import Translation
 
     voice = FakeVoice()
     branch = SpeechBranch(_config().tts, voice, Clock(replay=True), translating=False)
