@@ -155,7 +155,7 @@ class StreamingConfig:
     #: Once the decoded audio is this long, in seconds, start it after a committed word (the
     #: words before become the prompt): decodes then cost the same however long the utterance.
     #: 12 s rather than 6 s: more of the sentence heard at once (WER in noise 41.6% -> 40.1% by
-    #: itself), for 13% more compute (RTF 0.40 -> 0.45).
+    #: itself), for 13-27% more compute (RTF 0.36-0.40 -> 0.45).
     trim_after_s: float = 12.0
     #: Characters of the previous utterance given to Whisper as its prompt (0 for none), when
     #: it ended at most ``context_gap_s`` before this one began. Off by default: measured on

@@ -9,13 +9,12 @@ The protocol (the README's "Serving to a display or a phone" describes it for cl
   (the records of ``livesub live --events``: :func:`pipeline.outputs.view.event_record`). The client
   sends binary messages of PCM16 little-endian interleaved audio, and ``{"type": "stop"}`` to end:
   the open utterance is finalised, every final delivered, then ``{"type": "session", ...}`` and
-  close 1000.
+  close 1000. A start message may label its audio's speaker (``"speaker": "wearer"``): every event
+  of the session carries it. That is how the other side of a conversation is served without the
+  front-end's labels: the wearer's voice streamed as a second session, translated the other way.
 - ``/display?session=ID``: the first message is ``{"type": "display", "token": ...}``; the server
   answers ``ready``, then sends that session's subtitle events only, the newest partial of each
   utterance (a slow display skips partials, never finals), and closes 1000 when the session ends.
-  A start message may label its audio's speaker (``"speaker": "wearer"``): every event of the
-  session carries it. That is how the other side of a conversation is served without the
-  front-end's labels: the wearer's voice streamed as a second session, translated the other way.
 - Plain HTTP on the same port: ``GET /`` is the HUD page (``pipeline/hud/``: a display in a
   browser), ``GET /partner`` the same page as the partner's view (a phone held toward the
   partner: large text, the wearer's words only), their files under ``/hud/``, and
