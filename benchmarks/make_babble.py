@@ -68,8 +68,8 @@ def main() -> None:
     babble *= 0.1 / _rms(babble)  # -20 dBFS: make_stream sets the level against the speech anyway
     args.out.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(args.out, np.clip(babble, -1.0, 1.0).astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
-    other = f" and {args.other.name}" if args.other else ""
-    print(f"{args.out}: {args.seconds:g} s of {len(args.talkers)} talkers{other}")
+    mixed = f" and {args.other.name}" if args.other else ""
+    print(f"{args.out}: {args.seconds:g} s of {len(args.talkers)} talkers{mixed}")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ async def _client(url: str, side: str, audio: np.ndarray, began: float) -> list[
     return records
 
 
-def _report(side: str, records: list[dict[str, Any]], segments: list[dict[str, Any]], meant: list[str]) -> dict:
+def _report(
+    side: str, records: list[dict[str, Any]], segments: list[dict[str, Any]], meant: list[str]
+) -> dict[str, Any]:
     """One side's figures. A turn is translated when its last final (the one overlapping it
     most) arrives: its latency is that arrival after the end of the turn's speech."""
     turns = [s for s in segments if s["side"] == side]
