@@ -78,6 +78,14 @@ def _languages(text: str) -> list[str]:
     return languages
 
 
+def _speaker_label(text: str) -> str:
+    from pipeline.events import SPEAKER_LABEL
+
+    if not SPEAKER_LABEL.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected 1 to 32 letters, digits, '-' or '_' (e.g. wearer), not '{text}'")
+    return text
+
+
 def _recognition_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vocab",
@@ -158,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _translation_options(live)
     _recognition_options(live)
+    live.add_argument(
+        "--speaker-label",
+        type=_speaker_label,
+        metavar="LABEL",
+        help="who speaks into this audio, carried by every event and transcript line (e.g. wearer, partner)",
+    )
     live.add_argument(
         "--show-source", action="store_true", default=None, help="when translating, show the source on the top line"
     )
@@ -471,7 +485,15 @@ def _live(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(
             session.run_live(
-                config, decoder, source, sinks, backend=backend, replay=replay, speech=speech, handle_interrupt=True
+                config,
+                decoder,
+                source,
+                sinks,
+                backend=backend,
+                replay=replay,
+                speech=speech,
+                speaker=args.speaker_label,
+                handle_interrupt=True,
             )
         )
     except LivesubError as e:  # a failure during the session (a translator died, ...): keep what was done

@@ -10,6 +10,7 @@ Pipeline: AudioChunk -> SpeechSegment -> Transcript -> Translation -> Subtitle /
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,6 +97,11 @@ class Word:
     start: float
     end: float
     probability: float = 1.0
+
+
+#: A speaker label a user or client gives ("wearer", "partner"): a short word, so that it is safe
+#: in logs, file names and pages.
+SPEAKER_LABEL = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)

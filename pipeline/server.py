@@ -75,7 +75,7 @@ from websockets.typing import Origin
 from pipeline.backends.whisper import Decoder, WhisperDecoder
 from pipeline.config import Config, merge
 from pipeline.errors import ConfigError, LivesubError
-from pipeline.events import Subtitle, Transcript, Translation
+from pipeline.events import SPEAKER_LABEL, Subtitle, Transcript, Translation
 from pipeline.inputs.network import NetworkSource
 from pipeline.outputs.transcripts import TranscriptSink
 from pipeline.outputs.view import event_record
@@ -126,8 +126,6 @@ START_FIELDS = (
     "speaker",
 )
 DISPLAY_FIELDS = ("chars_per_line", "lines", "show_source")
-#: A speaker label: a short word ("wearer", "partner"), so it is safe in logs, file names and pages.
-SPEAKER_LABEL = re.compile(r"[A-Za-z0-9_-]{1,32}")
 #: Browser origins always allowed: pages served from this machine (any port, http or https).
 LOOPBACK_ORIGIN = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?")
 

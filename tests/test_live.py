@@ -241,11 +241,12 @@ def test_a_second_ctrl_c_still_saves_what_was_finished(
     monkeypatch.setattr(TranscriptSink, "write", then_interrupt)
     conversation = str(FIXTURES / "en_conversation_2spk_30s.wav")
     argv = ["live", "--input", conversation, "--instant", "--out", str(tmp_path), "--language", "en"]
-    assert main(argv) == EXIT_INTERRUPTED
+    assert main([*argv, "--speaker-label", "partner"]) == EXIT_INTERRUPTED
     assert len(finals) == 1
     assert (tmp_path / "en_conversation_2spk_30s.live.txt").read_text(encoding="utf-8").strip() == finals[0]
     saved = json.loads((tmp_path / "en_conversation_2spk_30s.live.json").read_text(encoding="utf-8"))
     assert [s["text"] for s in saved["segments"]] == finals
+    assert [s["speaker"] for s in saved["segments"]] == ["partner"]  # the label reaches the saved files
     assert "interrupted; saved" in capsys.readouterr().err
 
 

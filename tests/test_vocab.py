@@ -93,3 +93,5 @@ def test_cli_refuses_a_missing_vocabulary_or_a_single_language(
     assert "expected two or more different languages" in capsys.readouterr().err
     assert main(["live", "--input", str(audio), "--languages", "en,es", "--to", "es"]) == 2
     assert "translates only into English" in capsys.readouterr().err
+    assert main(["live", "--input", str(audio), "--speaker-label", "the wearer"]) == 2
+    assert "expected 1 to 32 letters, digits, '-' or '_'" in capsys.readouterr().err
