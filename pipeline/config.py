@@ -332,8 +332,8 @@ class ServerConfig:
     port: int = 8765
     #: Live sessions at once; one over the limit is refused at once, never served slowly. 1 on this
     #: 2-core machine: one live session with Whisper base runs its recogniser at a real-time factor
-    #: of 0.54 here (``streaming.replay_step_s``), so a second would need more than the machine has
-    #: and both would fall further behind with every utterance.
+    #: of 0.58 here (21 streams in real time, the commits of session 11; 0.54 before), so a second
+    #: would need more than the machine has and both would fall further behind with every utterance.
     max_sessions: int = 1
     #: A session that receives no audio for this long, in seconds, ends (its finals delivered), as a
     #: microphone that stops delivering does.
