@@ -228,6 +228,7 @@ def play(
     realtime: bool,
     voice: Voice | None = None,
     speak_to: Path | None = None,
+    save_frontend: Path | None = None,
 ) -> Run:
     if reference.language and config.asr.language == "auto" and not config.asr.languages:
         from pipeline.config import merge
@@ -241,7 +242,16 @@ def play(
     if voice is not None:
         speech = Speech(voice, wav=SpeechWav(speak_to / f"{path.stem}.speech.wav") if speak_to else None)
     result = asyncio.run(
-        run_live(config, decoder, source, backend=backend, replay=not realtime, record=True, speech=speech)
+        run_live(
+            config,
+            decoder,
+            source,
+            backend=backend,
+            replay=not realtime,
+            record=True,
+            speech=speech,
+            save_frontend=save_frontend,
+        )
     )
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -656,9 +666,12 @@ def run_bench(
     repeat: int = 1,
     progress: Any = None,
     speak_to: Path | None = None,
+    save_frontend: Path | None = None,
 ) -> tuple[list[tuple[str, dict[str, Any]]], list[list[Run]], bool]:
     """Plays every input ``repeat`` times per configuration. Returns the reports, the runs and
-    whether all of them finished: Ctrl-C stops at once, and what finished is still reported."""
+    whether all of them finished: Ctrl-C stops at once, and what finished is still reported.
+    ``save_frontend`` is a directory for what each input's front-end handed to recognition,
+    ``<stem>.<configuration>.frontend.wav`` (the last run's, with ``repeat``)."""
     references = [find_reference(path, refs[i] if i < len(refs) else None) for i, path in enumerate(inputs)]
     reports = []
     all_runs = []
@@ -680,7 +693,8 @@ def run_bench(
             for _ in range(repeat):
                 for path, reference in zip(inputs, references, strict=True):
                     started = time.perf_counter()
-                    runs.append(play(config, decoder, path, reference, realtime, voice, speak_to))
+                    saved = save_frontend / f"{path.stem}.{name}.frontend.wav" if save_frontend else None
+                    runs.append(play(config, decoder, path, reference, realtime, voice, speak_to, saved))
                     if progress:
                         progress(f"{name}: {path.name} done in {time.perf_counter() - started:.1f} s")
         except KeyboardInterrupt:

@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--show-source", action="store_true", default=None, help="when translating, show the source on the top line"
     )
+    live.add_argument(
+        "--save-frontend",
+        type=Path,
+        metavar="FILE",
+        help="write the audio the front-end hands to recognition to FILE (16 kHz mono WAV)",
+    )
     _speech_options(live)
 
     notes = commands.add_parser(
@@ -225,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="write the report as JSON")
     bench.add_argument("--plot", type=Path, help="write a PNG: per-utterance timeline and latency distribution")
     bench.add_argument("--repeat", type=int, default=1, help="play every input N times (default 1)")
+    bench.add_argument(
+        "--save-frontend",
+        type=Path,
+        metavar="DIR",
+        help="write what the front-end hands to recognition to DIR/<input>.<config>.frontend.wav",
+    )
 
     serve = commands.add_parser(
         "serve", help="live sessions over WebSocket: audio from a phone or glasses in, events and subtitles out"
@@ -433,6 +445,7 @@ def _live(args: argparse.Namespace) -> int:
     from pipeline.outputs.transcripts import TranscriptSink
     from pipeline.outputs.view import JsonlSink, TerminalView
     from pipeline.runner import Sink
+    from pipeline.stages.frontend import check_channels
 
     if args.list_devices:
         from pipeline.outputs.speech import list_output_devices
@@ -447,14 +460,18 @@ def _live(args: argparse.Namespace) -> int:
         _writable(out, directory=True)
     if args.events and args.events != "-":
         _writable(Path(args.events))
+    if args.save_frontend is not None:
+        _writable(args.save_frontend)
     source: session.Source  # opened before the model loads: a bad file or device fails at once
     if args.input is not None:
         source = FileSource(args.input, realtime=args.realtime, block_ms=config.audio.block_ms)
-        stem, name = f"{args.input.stem}.live", str(args.input)
+        stem, name, channels = f"{args.input.stem}.live", str(args.input), source.channels
     else:
         device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
         microphone = MicrophoneSource(device, channels=args.channels, block_ms=config.audio.block_ms)
         source, stem, name = microphone, time.strftime("session-%Y%m%d-%H%M%S"), microphone.device_name
+        channels = microphone.channels
+    check_channels(config.frontend, channels)
     replay = args.input is not None and not args.realtime
     speech = _speech(args, config, backend, realtime=not replay)
     decoder = WhisperDecoder(config.asr)
@@ -493,6 +510,7 @@ def _live(args: argparse.Namespace) -> int:
                 replay=replay,
                 speech=speech,
                 speaker=args.speaker_label,
+                save_frontend=args.save_frontend,
                 handle_interrupt=True,
             )
         )
@@ -562,6 +580,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.speak_to is not None:
         _writable(args.speak_to, directory=True)
         args.speak_to.mkdir(parents=True, exist_ok=True)
+    if args.save_frontend is not None:
+        _writable(args.save_frontend, directory=True)
     configs = [(path.stem, load_config([path], overrides)) for path in args.config] or [
         ("default", load_config([], overrides))
     ]
@@ -596,6 +616,7 @@ def _bench(args: argparse.Namespace) -> int:
         repeat=args.repeat,
         progress=progress,
         speak_to=args.speak_to,
+        save_frontend=args.save_frontend,
     )
     if not reports:
         print("livesub: interrupted before any run finished; nothing written", file=sys.stderr)

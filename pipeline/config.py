@@ -184,6 +184,55 @@ class StreamingConfig:
         _check(0.1 <= self.replay_step_s <= 5.0, "streaming.replay_step_s must be 0.1 to 5")
 
 
+Point = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """The glasses' microphone array and what the front-end does with it (``[frontend]``): a
+    device profile such as ``configs/glasses-4mic.toml``.
+
+    Positions are in metres in the frame's axes: x forward (where the wearer looks), y left, z
+    up, the origin at the middle of the bridge. With no ``microphones`` there is no array: the
+    channels are averaged, as before. Mono input skips the beamformer.
+    """
+
+    #: One position per input channel, in channel order.
+    microphones: tuple[Point, ...] = ()
+    #: Toward the partner (a direction; it need not be a unit vector).
+    look: Point = (1.0, 0.0, 0.0)
+    #: The wearer's mouth.
+    mouth: Point = (0.0, 0.0, -0.09)
+    #: "mvdr" (adaptive: noise measured while nobody speaks; the fixed beam until then), "fixed"
+    #: (superdirective toward ``look``), "mean" (the channels averaged), "first" (microphone 1).
+    beamformer: str = "mvdr"
+    #: Steer the adaptive beam by the partner's transfer function estimated from speech, where it
+    #: is close to ``look`` (else the look direction's plane wave).
+    estimate_steering: bool = False
+
+    def __post_init__(self) -> None:
+        methods = ("mvdr", "fixed", "mean", "first")
+        _check(self.beamformer in methods, f"frontend.beamformer must be one of {', '.join(methods)}")
+        _check(len(self.microphones) != 1, "frontend.microphones: an array needs at least 2 microphones")
+        _check(len(self.microphones) <= 16, "frontend.microphones: at most 16 microphones")
+        for name, point in (
+            ("look", self.look),
+            ("mouth", self.mouth),
+            *(("microphones", p) for p in self.microphones),
+        ):
+            _check(
+                all(abs(v) <= 1.0 for v in point), f"frontend.{name}: positions are in metres, within 1 m of the bridge"
+            )
+        _check(any(self.look), "frontend.look must not be zero")
+        if self.microphones:
+            spread = max(
+                sum((a - b) ** 2 for a, b in zip(p, q, strict=True)) ** 0.5
+                for p in self.microphones
+                for q in self.microphones
+            )
+            _check(spread >= 0.01, "frontend.microphones: the microphones must be at least 1 cm apart somewhere")
+
+
 @dataclass(frozen=True)
 class TranslationConfig:
     """Translating what was recognised."""
@@ -378,6 +427,7 @@ class Config:
     vad: VadConfig = field(default_factory=VadConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
@@ -400,6 +450,16 @@ def _coerce(value: Any, kind: Any, name: str) -> Any:
     if kind is str:
         _check(isinstance(value, str), f"{name} must be a string")
         return value
+    if kind == Point:
+        ok = isinstance(value, list) and len(value) == 3
+        _check(
+            ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value),
+            f"{name} must be [x, y, z] in metres",
+        )
+        return tuple(float(v) for v in value)
+    if kind == tuple[Point, ...]:
+        _check(isinstance(value, list), f"{name} must be a list of [x, y, z] positions in metres")
+        return tuple(_coerce(v, Point, f"{name}[{i}]") for i, v in enumerate(value))
     if typing.get_origin(kind) is tuple:
         _check(isinstance(value, list) and all(isinstance(v, str) for v in value), f"{name} must be a list of strings")
         return tuple(value)

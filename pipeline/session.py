@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline import models
@@ -28,6 +29,7 @@ from pipeline.events import AudioChunk, Transcript, Translation
 from pipeline.outputs.speech import SpeakerDevice, SpeechBranch, SpeechWav
 from pipeline.runner import Clock, Emission, Policy, Sink, Stage, Stats, run_graph
 from pipeline.stages.asr import RecordingAsrStage
+from pipeline.stages.frontend import FrontendStage
 from pipeline.stages.streaming import StreamingAsrStage
 from pipeline.stages.subtitles import SubtitleStage
 from pipeline.stages.translate import TranslationStage, choose_backend, text_translator
@@ -130,8 +132,12 @@ def live_graph(
     detectors: Detectors | None = None,
     frontend: Stage[AudioChunk, AudioChunk] | None = None,
     speaker: str | None = None,
+    save_frontend: Path | None = None,
 ) -> tuple[list[Stage[Any, Any]], list[Stage[Any, Any]]]:
-    """The live trunk's stages and its taps."""
+    """The live trunk's stages and its taps. The front-end is the device profile's beamformer
+    (``[frontend]``) when it names microphones, or whenever its output is to be saved."""
+    if frontend is None and (config.frontend.microphones or save_frontend is not None):
+        frontend = FrontendStage(config.frontend, clock, save_frontend)
     vad = (
         LiveVadStage(config.vad, clock)
         if detectors is None
@@ -164,6 +170,7 @@ async def run_live(
     frontend: Stage[AudioChunk, AudioChunk] | None = None,
     speech: Speech | None = None,
     speaker: str | None = None,
+    save_frontend: Path | None = None,
     handle_interrupt: bool = False,
 ) -> SessionResult:
     """Runs a live session until the source ends (or is stopped); every utterance's final is
@@ -172,7 +179,8 @@ async def run_live(
     configured text translator and voice detectors (tests inject fakes); ``frontend`` fills the
     slot between the source and VAD; ``speech`` adds the speech branch (the translation spoken
     when translating, else the transcript); ``speaker`` labels every utterance (who speaks into
-    this audio: "wearer" for a second stream of the wearer's own voice, "partner").
+    this audio: "wearer" for a second stream of the wearer's own voice, "partner");
+    ``save_frontend`` writes the audio the front-end hands to recognition to that WAV file.
 
     With ``handle_interrupt`` the first Ctrl-C stops the source, so the open utterance is
     finalised and everything is delivered; a second one interrupts at once.
@@ -181,7 +189,7 @@ async def run_live(
     if own_translator:
         translator = text_translator(config, backend)
     clock = Clock(replay=replay)
-    stages, taps = live_graph(config, decoder, backend, clock, translator, detectors, frontend, speaker)
+    stages, taps = live_graph(config, decoder, backend, clock, translator, detectors, frontend, speaker, save_frontend)
     recorder = Recorder() if record else None
     branches = [*sinks, recorder] if recorder is not None else list(sinks)
     result = SessionResult()

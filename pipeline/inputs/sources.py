@@ -29,6 +29,7 @@ class FileSource:
         self.realtime = realtime
         self._block_ms = block_ms
         self._reader = AudioReader(self.path, block_ms=block_ms)  # opens now: bad files fail early
+        self.channels = self._reader.channels
         self._stopped = False
         self.position = 0.0  # stream seconds delivered so far
         self.started: float | None = None  # loop time of stream second 0

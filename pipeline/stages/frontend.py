@@ -1,0 +1,112 @@
+"""The front-end stage: the glasses' microphones in, one channel toward the partner out.
+
+It fills the live graph's front-end slot (AudioChunk -> AudioChunk, before VAD). The maths are
+``algos.beamform``'s; this stage checks the input against the device profile, runs the beam on
+its own thread through the session clock (so a replay stays deterministic), keeps stream time
+exact (the beam's 8 ms lag is absorbed: each output chunk starts where its samples belong) and,
+when asked, writes what it hands to recognition to a WAV file (``--save-frontend``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from pipeline.algos.beamform import StreamingBeamformer
+from pipeline.config import FrontendConfig
+from pipeline.errors import AudioError
+from pipeline.events import SAMPLE_RATE, AudioChunk, Samples
+from pipeline.runner import Clock
+
+
+def check_channels(config: FrontendConfig, channels: int) -> None:
+    """Refuses input the device profile cannot steer: more than one channel, but not one per
+    microphone (mono is fine: it skips the beamformer; no profile takes anything)."""
+    expected = len(config.microphones)
+    if expected and channels not in (1, expected):
+        raise AudioError(f"the input has {channels} channels but the device profile has {expected} microphones")
+
+
+class FrontendStage:
+    """AudioChunk (N channels) -> AudioChunk (1 channel): the beam of ``config.beamformer``.
+
+    Mono input passes through untouched (there is no array to steer); with no microphones in the
+    configuration the channels are averaged, as VAD would. Input whose channel count
+    is not the profile's number of microphones is refused with one line naming both. ``save``
+    writes the output, 16 kHz mono float WAV, as it goes (what was written survives a failure).
+    """
+
+    name = "frontend"
+
+    def __init__(self, config: FrontendConfig, clock: Clock | None = None, save: Path | None = None) -> None:
+        self.config = config
+        self._clock = clock or Clock()
+        self._save = save
+        self._writer: soundfile.SoundFile | None = None
+        self._beam: StreamingBeamformer | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frontend")
+        self._position = 0  # stream position of the next output sample
+        self.compute_seconds = 0.0
+
+    def stats(self) -> dict[str, float | int | str | None]:
+        beam = self._beam
+        return {
+            "compute_s": round(self.compute_seconds, 3),
+            "beamformer": self.config.beamformer if beam is not None else "none (mono)",
+            "noise_frames": beam.noise_frames if beam is not None else None,
+        }
+
+    def _check(self, chunk: AudioChunk) -> None:
+        check_channels(self.config, chunk.channels)
+        if chunk.channels > 1 and self._beam is None:
+            self._beam = StreamingBeamformer(
+                np.array(self.config.microphones),
+                np.array(self.config.look),
+                np.array(self.config.mouth),
+                self.config.beamformer,
+                SAMPLE_RATE,
+                estimate_steering=self.config.estimate_steering,
+            )
+
+    def _process(self, samples: Samples) -> Samples:
+        assert self._beam is not None
+        out, _, _ = self._beam.process(samples)
+        return out.astype(np.float32)
+
+    def _flush(self) -> Samples:
+        return self._beam.flush().astype(np.float32) if self._beam is not None else np.zeros(0, np.float32)
+
+    def _emit(self, mono: Samples) -> AudioChunk:
+        chunk = AudioChunk(self._position, mono.reshape(-1, 1))
+        self._position += len(mono)
+        if self._save is not None:
+            if self._writer is None:
+                self._save.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = soundfile.SoundFile(self._save, "w", SAMPLE_RATE, 1, subtype="FLOAT")
+            self._writer.write(mono)
+        return chunk
+
+    async def run(self, inputs: AsyncIterator[AudioChunk]) -> AsyncGenerator[AudioChunk, None]:
+        try:
+            async for chunk in inputs:
+                self._check(chunk)
+                if self._beam is None:  # mono, or no device profile: nothing to steer
+                    yield self._emit(chunk.mono())
+                    continue
+                started = time.perf_counter()
+                out = await self._clock.compute(self._executor, self._process, chunk.samples)
+                self.compute_seconds += time.perf_counter() - started
+                if len(out):
+                    yield self._emit(out)
+            tail = self._flush()
+            if len(tail):
+                yield self._emit(tail)
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            if self._writer is not None:
+                self._writer.close()
