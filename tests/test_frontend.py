@@ -22,6 +22,7 @@ from pipeline.stages.frontend import FrontendStage
 from .conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
+FIVE_MICS = ROOT / "configs" / "glasses-5mic.toml"
 TALKER = FIXTURES / "array4_speech_doa_-0.829_0.553_-0.083.flac"
 # The geometry the direction-labelled recordings were made with (see tests/test_beamform.py).
 SPEECHBRAIN = ((-0.05, -0.05, 0.0), (-0.05, 0.05, 0.0), (0.05, 0.05, 0.0), (0.05, 0.05, 0.0))
@@ -66,8 +67,7 @@ def test_mono_passes_through_untouched() -> None:
 
 def test_input_the_profile_does_not_fit_is_refused_in_one_line() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "live", "--input", str(TALKER), "--instant"]
-        + ["--config", str(ROOT / "configs" / "glasses-5mic.toml")],
+        [sys.executable, "-m", "pipeline", "live", "--input", str(TALKER), "--instant", "--config", str(FIVE_MICS)],
         capture_output=True,
         text=True,
         timeout=120,

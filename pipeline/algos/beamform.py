@@ -71,9 +71,7 @@ def diffuse_coherence(mics: Real, freqs: Real) -> Real:
     return coherence
 
 
-def regularise(
-    covariance: Matrix, cap: float = CONDITION_CAP, loading: float = DIAGONAL_LOADING
-) -> Complex:
+def regularise(covariance: Matrix, cap: float = CONDITION_CAP, loading: float = DIAGONAL_LOADING) -> Complex:
     """A Hermitian covariance per bin with its condition number capped at ``cap`` (small
     eigenvalues raised to largest / cap) and ``loading`` times its mean eigenvalue added to the
     diagonal. A zero covariance becomes the identity (nothing known: no preferred direction)."""
@@ -134,9 +132,7 @@ def apply(weights: Complex, spectrum: Complex) -> Complex:
     return out
 
 
-def relative_transfer_function(
-    speech: Matrix, noise: Matrix, reference: int = 0
-) -> Complex:
+def relative_transfer_function(speech: Matrix, noise: Matrix, reference: int = 0) -> Complex:
     """The dominant source's relative transfer function per bin from the covariance of noisy
     speech and of noise alone: the principal generalised eigenvector v of (speech, noise),
     mapped back as noise @ v and scaled so the reference microphone's entry is 1, (F, M)."""
