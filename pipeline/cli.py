@@ -101,6 +101,28 @@ def _recognition_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _array_options(parser: argparse.ArgumentParser) -> None:
+    """Options for a session heard through the glasses' array (a ``[frontend]`` device profile)."""
+    group = parser.add_argument_group(
+        "the glasses' microphones (with --config configs/glasses-4mic.toml or another profile)"
+    )
+    group.add_argument(
+        "--wearer-language",
+        type=str.lower,
+        metavar="CODE",
+        help="the language the wearer speaks, when not the partner's (ISO 639-1); the array tells who speaks",
+    )
+    group.add_argument(
+        "--wearer",
+        choices=("caption", "translate", "drop"),
+        help="what happens to the wearer's own words (default frontend.wearer: caption)",
+    )
+
+
+def _array_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return _given(wearer_language=args.wearer_language, wearer=args.wearer)
+
+
 def _batch_options(parser: argparse.ArgumentParser, done: str) -> None:
     parser.add_argument("--workers", type=int, metavar="N", help="files at once, each worker with its own model")
     parser.add_argument(
@@ -175,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--show-source", action="store_true", default=None, help="when translating, show the source on the top line"
     )
+    _array_options(live)
     live.add_argument(
         "--save-frontend",
         type=Path,
@@ -231,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="write the report as JSON")
     bench.add_argument("--plot", type=Path, help="write a PNG: per-utterance timeline and latency distribution")
     bench.add_argument("--repeat", type=int, default=1, help="play every input N times (default 1)")
+    _array_options(bench)
     bench.add_argument(
         "--save-frontend",
         type=Path,
@@ -289,6 +313,7 @@ def _config(args: argparse.Namespace) -> Config:
     overrides = {
         "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
+        "frontend": _array_overrides(args) if hasattr(args, "wearer_language") else {},
         "display": _given(show_source=getattr(args, "show_source", None)),
         "tts": _given(
             enabled=True if any(getattr(args, a, None) for a in ("speak", "speak_to", "speaker_device")) else None,
@@ -575,6 +600,7 @@ def _bench(args: argparse.Namespace) -> int:
     overrides = {
         "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
+        "frontend": _array_overrides(args) if hasattr(args, "wearer_language") else {},
         "tts": _given(enabled=True if args.speak or args.speak_to else None, voice=args.voice),
     }
     if args.speak_to is not None:

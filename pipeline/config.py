@@ -185,6 +185,7 @@ class StreamingConfig:
 
 
 Point = tuple[float, float, float]
+SPEAKER_ACTIONS = ("translate", "caption", "drop")
 
 
 @dataclass(frozen=True)
@@ -209,10 +210,25 @@ class FrontendConfig:
     #: Steer the adaptive beam by the partner's transfer function estimated from speech, where it
     #: is close to ``look`` (else the look direction's plane wave).
     estimate_steering: bool = False
+    #: What happens to the utterances the array labels as each speaker's: "translate" (when a
+    #: target is set), "caption" (recognised and shown, never translated or spoken) or "drop"
+    #: (not recognised). The wearer is captioned by default; the partner translated.
+    partner: str = "translate"
+    wearer: str = "caption"
+    #: The language the wearer speaks (ISO 639-1), when it is not the partner's (``--from``).
+    wearer_language: str = ""
 
     def __post_init__(self) -> None:
         methods = ("mvdr", "fixed", "mean", "first")
         _check(self.beamformer in methods, f"frontend.beamformer must be one of {', '.join(methods)}")
+        for who in ("partner", "wearer"):
+            action = getattr(self, who)
+            _check(action in SPEAKER_ACTIONS, f"frontend.{who} must be one of {', '.join(SPEAKER_ACTIONS)}")
+        code = self.wearer_language
+        _check(
+            code == "" or (len(code) == 2 and code.isascii() and code.isalpha() and code.islower()),
+            "frontend.wearer_language must be an ISO 639-1 code such as en",
+        )
         _check(len(self.microphones) != 1, "frontend.microphones: an array needs at least 2 microphones")
         _check(len(self.microphones) <= 16, "frontend.microphones: at most 16 microphones")
         for name, point in (

@@ -33,6 +33,10 @@ class AudioChunk:
     start: int
     samples: Samples
     sample_rate: int = SAMPLE_RATE
+    #: The front-end's own-voice evidence over this block, where a microphone array gives it: the
+    #: power of a beam toward the wearer's mouth and of the beam toward the partner, summed over
+    #: the block in the speech band. Their ratio over an utterance says who spoke it.
+    own_voice: tuple[float, float] | None = None
 
     @property
     def frames(self) -> int:
@@ -68,7 +72,8 @@ class SpeechSegment:
     frame so far (the speaker is pausing when it lags behind ``end``); ``pauses`` are the
     silences inside the utterance that ended in this piece, as (start, end) stream positions.
     ``speech`` are the stretches of speech inside the piece, as (start, end) stream positions, where
-    the VAD states them (a recording's chunks: Silero's stretches without padding).
+    the VAD states them (a recording's chunks: Silero's stretches without padding). ``speaker`` is
+    who the front-end heard in the utterance's latest speech ("wearer" or "partner"), where it can.
     """
 
     utterance: int
@@ -79,6 +84,7 @@ class SpeechSegment:
     voiced_until: int | None = None
     pauses: tuple[tuple[int, int], ...] = ()
     speech: tuple[tuple[int, int], ...] = ()
+    speaker: str | None = None
 
     @property
     def start_s(self) -> float:

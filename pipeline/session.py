@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from pipeline import models
+from pipeline.algos.beamform import own_voice_threshold_db
 from pipeline.algos.live_segmenter import FrameDetector, SpanDetector
 from pipeline.backends.translators import TextTranslator
 from pipeline.backends.voice import Voice
@@ -136,24 +139,43 @@ def live_graph(
 ) -> tuple[list[Stage[Any, Any]], list[Stage[Any, Any]]]:
     """The live trunk's stages and its taps. The front-end is the device profile's beamformer
     (``[frontend]``) when it names microphones, or whenever its output is to be saved."""
-    if frontend is None and (config.frontend.microphones or save_frontend is not None):
-        frontend = FrontendStage(config.frontend, clock, save_frontend)
-    vad = (
-        LiveVadStage(config.vad, clock)
-        if detectors is None
-        else LiveVadStage(config.vad, clock, is_speech=detectors.is_speech, speech_spans=detectors.speech_spans)
+    array = config.frontend
+    if frontend is None and (array.microphones or save_frontend is not None):
+        frontend = FrontendStage(array, clock, save_frontend)
+    # With an array, the front-end's evidence labels each utterance "wearer" or "partner".
+    own_voice_db = (
+        own_voice_threshold_db(np.array(array.microphones), np.array(array.look), np.array(array.mouth))
+        if array.microphones
+        else None
     )
+    vad = LiveVadStage(
+        config.vad,
+        clock,
+        is_speech=detectors.is_speech if detectors else None,
+        speech_spans=detectors.speech_spans if detectors else None,
+        own_voice_db=own_voice_db,
+    )
+    actions = {"partner": array.partner, "wearer": array.wearer}
     stages: list[Stage[Any, Any]] = [
         vad,
         StreamingAsrStage(
-            decoder, config.asr, config.streaming, translate=backend == "whisper", clock=clock, speaker=speaker
+            decoder,
+            config.asr,
+            config.streaming,
+            translate=backend == "whisper",
+            clock=clock,
+            speaker=speaker,
+            actions=actions,
+            wearer_language=array.wearer_language,
         ),
     ]
     if translator is not None:
-        stages.append(TranslationStage(translator, clock, config.asr.terms))
+        untranslated = [who for who, action in actions.items() if action != "translate"]
+        stages.append(TranslationStage(translator, clock, config.asr.terms, untranslated))
     if frontend is not None:
         stages.insert(0, frontend)
-    return stages, [SubtitleStage(config.display, translating=bool(backend))]
+    captioned = [who for who, action in actions.items() if action == "caption"]
+    return stages, [SubtitleStage(config.display, translating=bool(backend), captioned=captioned)]
 
 
 async def run_live(

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from pipeline.config import ConfigError, FrontendConfig, load_config
+from pipeline.config import FrontendConfig, load_config
+from pipeline.errors import ConfigError
 from pipeline.events import AudioChunk
 from pipeline.stages.frontend import FrontendStage
 

@@ -213,3 +213,27 @@ def test_the_stage_sends_the_segmenters_pieces() -> None:
     ]
     assert all(np.array_equal(a.audio, b.audio) for a, b in zip(sent, expected, strict=True))
     assert stage.stats()["rejected"] == 1
+
+
+def test_with_own_voice_evidence_every_piece_says_who_spoke() -> None:
+    # Two utterances: the first with the mouth beam 5 dB over the look beam (the wearer), the
+    # second 1 dB over it (a partner in a room); the threshold between is 2.7 dB.
+    audio = np.concatenate([silence(0.5), speech(2.0), silence(1.5), speech(2.0), silence(1.0)])
+    second = _samples(4.0)
+
+    async def chunks() -> AsyncIterator[AudioChunk]:
+        for position in range(0, len(audio), 1600):
+            block = audio[position : position + 1600]
+            power = float(np.sum(block.astype(np.float64) ** 2))  # the beams' power follows the sound's
+            ratio = 10 ** ((5.0 if position < second else 1.0) / 10)
+            yield AudioChunk(position, block.reshape(-1, 1), own_voice=(ratio * power, power))
+
+    async def run(stage: LiveVadStage) -> list[SpeechSegment]:
+        return [piece async for piece in stage.run(chunks())]
+
+    labelled = asyncio.run(run(LiveVadStage(CONFIG, is_speech=loud_frame, speech_spans=loud_spans, own_voice_db=2.7)))
+    assert {p.utterance for p in labelled} == {0, 1}
+    assert all(p.speaker == ("wearer" if p.utterance == 0 else "partner") for p in labelled)
+    # No evidence (mono, or no profile): no label, as before.
+    unlabelled = asyncio.run(run(LiveVadStage(CONFIG, is_speech=loud_frame, speech_spans=loud_spans)))
+    assert all(p.speaker is None for p in unlabelled)

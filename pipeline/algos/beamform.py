@@ -208,7 +208,9 @@ METHODS = ("mvdr", "fixed", "mean", "first")
 
 class StreamingBeamformer:
     """A multichannel stream in, one channel out: the beam toward the partner, and for every
-    frame how much more the wearer's mouth beam hears than the look beam (own-voice evidence).
+    frame what a beam toward the wearer's mouth hears against the look beam (own-voice evidence).
+    ``mean`` and ``first`` give the channels' mean or microphone 1, with no lag, and the same
+    evidence.
 
     ``mvdr`` tracks the noise covariance in frames with no speech in them (a frame's beam power
     within ``noise_margin_db`` of the tracked noise floor), freezes it while anyone speaks, and
@@ -288,7 +290,8 @@ class StreamingBeamformer:
         self.weights = mvdr_weights(regularise(self.noise_covariance), steering)
 
     def process(self, samples: npt.NDArray[np.floating]) -> tuple[Real, Real, Real]:
-        """(beam output, own-voice evidence per frame in dB, beam power per frame in dB).
+        """(beam output, and per STFT frame the power of the beam toward the wearer's mouth and of
+        the fixed beam toward the partner, in the speech band): their ratio is own-voice evidence.
 
         The output lags the input by ``hop`` samples (see :class:`StreamingStft`): after n input
         samples in all, n - hop output samples have come out; :meth:`flush` gives the rest.
@@ -296,27 +299,25 @@ class StreamingBeamformer:
         x = np.asarray(samples, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.channels:
             raise ValueError(f"the beamformer takes ({self.channels} channels) frames, not shape {x.shape}")
-        if self.method == "mean":
-            return self._passthrough(x.mean(axis=1))
-        if self.method == "first":
-            return self._passthrough(x[:, 0])
         self.taken += len(x)
         spectrum = self.stft.analyse(x)
+        band = spectrum[:, self._band]
+        look = np.sum(np.abs(apply(self.fixed[self._band], band)) ** 2, axis=1)
+        mouth = np.sum(np.abs(apply(self.mouth_beam[self._band], band)) ** 2, axis=1)
+        if self.method in ("mean", "first"):
+            mono = x.mean(axis=1) if self.method == "mean" else x[:, 0]
+            self.given += len(mono)
+            return mono, mouth, look
         out = np.empty(spectrum.shape[:2], dtype=np.complex128)
-        own = np.zeros(len(spectrum))
-        power_db = np.zeros(len(spectrum))
         for t, frame in enumerate(spectrum):
             out[t] = apply(self.weights, frame)
-            look = float(np.sum(np.abs(apply(self.fixed, frame)[self._band]) ** 2))
-            mouth = float(np.sum(np.abs(apply(self.mouth_beam, frame)[self._band]) ** 2))
-            power_db[t] = 10.0 * np.log10(look + 1e-20)
-            own[t] = 10.0 * np.log10((mouth + 1e-20) / (look + 1e-20))
-            noise, speech = self._is_noise(power_db[t])
+            power_db = 10.0 * np.log10(look[t] + 1e-20)
+            noise, speech = self._is_noise(power_db)
             outer = frame[:, :, None] * np.conj(frame[:, None, :])
             if noise:
                 self.noise_covariance = self._alpha * self.noise_covariance + (1 - self._alpha) * outer
                 self.noise_frames += 1
-            elif speech and own[t] < 0.0:
+            elif speech and mouth[t] < look[t]:  # speech, and not the wearer's
                 self.speech_covariance = self._alpha * self.speech_covariance + (1 - self._alpha) * outer
                 self.speech_frames += 1
             self._since_update += 1
@@ -325,7 +326,7 @@ class StreamingBeamformer:
                 self._update()
         given = self._trim(self.stft.synthesise(out))
         self.given += len(given)
-        return given, own, power_db
+        return given, mouth, look
 
     def flush(self) -> Real:
         """The output still held back at the end of the stream (the last ``hop`` samples)."""
@@ -336,14 +337,31 @@ class StreamingBeamformer:
         self.taken, self.given = taken, taken
         return out[: taken - given]
 
-    def _passthrough(self, mono: Real) -> tuple[Real, Real, Real]:
-        self.taken += len(mono)
-        self.given += len(mono)
-        return mono, np.zeros(0), np.zeros(0)
-
     def _trim(self, out: Real) -> Real:
         if self._skip:
             cut = min(self._skip, len(out))
             self._skip -= cut
             out = out[cut:]
         return out
+
+
+def own_voice_threshold_db(mics: Real, look: Real, mouth: Real, rate: int = 16_000, n_fft: int = 256) -> float:
+    """Where own-voice evidence (mouth beam over look beam, in the speech band) says "the wearer":
+    halfway between what the wearer's mouth gives and what a diffuse field gives, from the
+    geometry alone. A partner a metre away in a room lies between their plane wave's value and the
+    diffuse value (reverberation is diffuse), so below this. Measured on simulated rooms: 4-mic
+    profile, wearer 4.3-5.8 dB, partner 0.4-1.4 dB, threshold 2.7 dB."""
+    freqs = stft_frequencies(n_fft, rate)
+    band = (freqs >= 200.0) & (freqs <= 4000.0)
+    toward_look = far_field_steering(mics, look, freqs)
+    toward_mouth = near_field_steering(mics, mouth, freqs)
+    look_beam = superdirective_weights(mics, toward_look, freqs)[band]
+    mouth_beam = superdirective_weights(mics, toward_mouth, freqs)[band]
+    wearer = np.sum(np.abs(response(mouth_beam, toward_mouth[band])) ** 2) / np.sum(
+        np.abs(response(look_beam, toward_mouth[band])) ** 2
+    )
+    coherence = diffuse_coherence(mics, freqs)[band]
+    diffuse = np.sum(np.einsum("fm,fmn,fn->f", np.conj(mouth_beam), coherence, mouth_beam).real) / np.sum(
+        np.einsum("fm,fmn,fn->f", np.conj(look_beam), coherence, look_beam).real
+    )
+    return float(5.0 * np.log10(wearer * diffuse))

@@ -1,4 +1,4 @@
-"""Latency and lagging metrics over timed event streams (pure functions).
+"""Latency and lagging metrics over timed event streams, and SI-SDR (pure functions).
 
 Definitions (DESIGN.md): *final latency* is the time from the end of a reference utterance's
 speech to the emission of the final event that completes it; *first-partial latency* is the time
@@ -17,6 +17,9 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from pipeline.algos.wer import tokens
 
@@ -174,3 +177,14 @@ def retractions(updates: Sequence[str]) -> int:
         if after.split()[: len(before.split())] != before.split():
             count += 1
     return count
+
+
+def si_sdr(estimate: npt.ArrayLike, reference: npt.ArrayLike) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al., 2019): the reference
+    scaled to best fit the estimate, against everything else in the estimate. Both zero-mean."""
+    s = np.asarray(reference, dtype=np.float64)
+    x = np.asarray(estimate, dtype=np.float64)[: len(s)]
+    s = s[: len(x)] - np.mean(s[: len(x)])
+    x = x - np.mean(x)
+    target = (np.dot(x, s) / max(np.dot(s, s), 1e-20)) * s
+    return float(10 * np.log10(max(np.dot(target, target), 1e-20) / max(np.dot(x - target, x - target), 1e-20)))

@@ -110,6 +110,8 @@ class OpenUtterance:
     logprob: float = 0.0  # the latest decode's average log-probability
     emitted: tuple[str, str] | None = None
     language: str | None = None  # in a conversation of several languages: the one it is in, once known
+    speaker: str | None = None  # who spoke it, where known ("wearer", "partner", a session's label)
+    translating: bool = False  # decoded with task="translate" (Whisper into English)
 
     @property
     def whole(self) -> Samples:
@@ -230,6 +232,8 @@ class OpenUtterance:
             voiced_until=max(0, self.voiced_until - at),
             pauses=[(s - at, e - at) for s, e in self.pauses if s >= at],
             agreement=LocalAgreement(agree_gap_s),
+            speaker=self.speaker,
+            translating=self.translating,
         )
         self.end = at
         return rest

@@ -166,7 +166,8 @@
         return;
       }
       if (record.type === "subtitle") {
-        if (partnerView && record.speaker !== WEARER) return; // the partner reads the wearer's words only
+        // The partner reads the wearer's words only; the wearer, everyone's but their own.
+        if (partnerView !== (record.speaker === WEARER)) return;
         current = { event: record, received };
         render(record);
       } else if (record.type === "ready") {

@@ -33,7 +33,8 @@ def check_channels(config: FrontendConfig, channels: int) -> None:
 
 
 class FrontendStage:
-    """AudioChunk (N channels) -> AudioChunk (1 channel): the beam of ``config.beamformer``.
+    """AudioChunk (N channels) -> AudioChunk (1 channel): the beam of ``config.beamformer``, with
+    the own-voice evidence of its block (``AudioChunk.own_voice``) for VAD to label utterances.
 
     Mono input passes through untouched (there is no array to steer); with no microphones in the
     configuration the channels are averaged, as VAD would. Input whose channel count
@@ -73,16 +74,16 @@ class FrontendStage:
                 estimate_steering=self.config.estimate_steering,
             )
 
-    def _process(self, samples: Samples) -> Samples:
+    def _process(self, samples: Samples) -> tuple[Samples, tuple[float, float]]:
         assert self._beam is not None
-        out, _, _ = self._beam.process(samples)
-        return out.astype(np.float32)
+        out, mouth, look = self._beam.process(samples)
+        return out.astype(np.float32), (float(mouth.sum()), float(look.sum()))
 
     def _flush(self) -> Samples:
         return self._beam.flush().astype(np.float32) if self._beam is not None else np.zeros(0, np.float32)
 
-    def _emit(self, mono: Samples) -> AudioChunk:
-        chunk = AudioChunk(self._position, mono.reshape(-1, 1))
+    def _emit(self, mono: Samples, own_voice: tuple[float, float] | None = None) -> AudioChunk:
+        chunk = AudioChunk(self._position, mono.reshape(-1, 1), own_voice=own_voice)
         self._position += len(mono)
         if self._save is not None:
             if self._writer is None:
@@ -99,10 +100,10 @@ class FrontendStage:
                     yield self._emit(chunk.mono())
                     continue
                 started = time.perf_counter()
-                out = await self._clock.compute(self._executor, self._process, chunk.samples)
+                out, own_voice = await self._clock.compute(self._executor, self._process, chunk.samples)
                 self.compute_seconds += time.perf_counter() - started
                 if len(out):
-                    yield self._emit(out)
+                    yield self._emit(out, own_voice)
             tail = self._flush()
             if len(tail):
                 yield self._emit(tail)

@@ -38,7 +38,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from pipeline.algos.agreement import LocalAgreement
@@ -80,9 +80,16 @@ class StreamingAsrStage:
         translate: bool = False,
         clock: Clock | None = None,
         speaker: str | None = None,
+        actions: Mapping[str, str] | None = None,
+        wearer_language: str = "",
     ) -> None:
         self._decoder = decoder
         self._speaker = speaker  # the label every utterance carries (who speaks into this audio)
+        # What happens to an utterance the front-end labelled: "translate", "caption" or "drop".
+        self._actions = dict(actions or {})
+        self._wearer_language = wearer_language
+        self._dropped: set[int] = set()  # VAD utterances not recognised (their speaker's action is drop)
+        self._labels: dict[int, str | None] = {}  # VAD utterance -> the front-end's latest label
         self._clock = clock or Clock()
         self._open: deque[OpenUtterance] = deque()  # oldest first
         self._by_vad_id: dict[int, OpenUtterance] = {}  # VAD's utterance -> the ASR utterance taking its audio
@@ -90,7 +97,6 @@ class StreamingAsrStage:
         self._asr = asr
         self._config = streaming
         self._translating = translate  # decodes with task="translate" and emits Translation events
-        self._task = "translate" if translate else asr.task
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self.language: str | None = None if asr.language == "auto" else asr.language
         self._previous: tuple[str, float] = ("", -1e9)  # the last final's text and end (stream seconds)
@@ -137,7 +143,7 @@ class StreamingAsrStage:
 
     def _language(self, utterance: OpenUtterance) -> str:
         """The language the utterance is recognised in (the latest decode's while not yet known)."""
-        return self.language or utterance.language or self._heard_language
+        return utterance.language or self.language or self._heard_language
 
     async def _hypothesis(
         self, utterance: OpenUtterance, end: int, beam_size: int, task: str | None = None, whole: bool = False
@@ -153,10 +159,9 @@ class StreamingAsrStage:
                 utterance.decoded = end
             return []
         prompt = self._prompt(utterance, whole) if own else self._glossary
-        language = self.language or utterance.language
-        hypothesis = await self._clock.compute(
-            self._executor, self._decode, audio, beam_size, prompt, task or self._task, language
-        )
+        language = utterance.language or self.language
+        task = task or ("translate" if utterance.translating else self._asr.task)
+        hypothesis = await self._clock.compute(self._executor, self._decode, audio, beam_size, prompt, task, language)
         if own:
             utterance.decoded = end
             utterance.logprob = hypothesis.avg_logprob
@@ -185,7 +190,7 @@ class StreamingAsrStage:
 
     def _transcript(self, utterance: OpenUtterance, final: bool) -> Transcript | Translation | None:
         language = self._language(utterance)
-        written = "en" if self._translating else language
+        written = "en" if utterance.translating else language
         committed = join_words(utterance.agreement.committed, written)
         tentative = join_words(utterance.agreement.tentative, written)
         if (committed, tentative) == (utterance.emitted or ("", "")) and not (final and utterance.emitted):
@@ -193,9 +198,17 @@ class StreamingAsrStage:
         utterance.emitted = (committed, tentative)
         start_s, end_s = utterance.span()
         tentative = "" if final else tentative
-        if self._translating:
+        if utterance.translating:
             return Translation(
-                utterance.id, committed, tentative, start_s, end_s, language, "en", final=final, speaker=self._speaker
+                utterance.id,
+                committed,
+                tentative,
+                start_s,
+                end_s,
+                language,
+                "en",
+                final=final,
+                speaker=utterance.speaker,
             )
         words = tuple(utterance.agreement.committed)
         return Transcript(
@@ -207,14 +220,14 @@ class StreamingAsrStage:
             language,
             final=final,
             words=words,
-            speaker=self._speaker,
+            speaker=utterance.speaker,
         )
 
     async def _source(self, utterance: OpenUtterance) -> Transcript | None:
         """The source text of a translated utterance whose final has been emitted (None when not
         translating, or when nothing was said)."""
         assert utterance.end is not None
-        if not (self._translating and utterance.emitted):
+        if not (utterance.translating and utterance.emitted):
             return None
         words = await self._hypothesis(utterance, utterance.end, self._config.final_beam_size, task="transcribe")
         if not words:
@@ -223,7 +236,7 @@ class StreamingAsrStage:
         start_s, end_s = utterance.span()
         text = join_words(words, language)
         return Transcript(
-            utterance.id, text, "", start_s, end_s, language, final=True, words=tuple(words), speaker=self._speaker
+            utterance.id, text, "", start_s, end_s, language, final=True, words=tuple(words), speaker=utterance.speaker
         )
 
     async def _partial(self, utterance: OpenUtterance) -> Transcript | Translation | None:
@@ -236,7 +249,7 @@ class StreamingAsrStage:
         utterance.final_quality = final_quality
         audio_end = (utterance.start + end) / SAMPLE_RATE
         utterance.agreement.update(words, audio_end, audio_end - self._config.commit_margin_s, SENTENCE_END)
-        if not self._translating:  # English word times only roughly follow the speech: never cut
+        if not utterance.translating:  # English word times only roughly follow the speech: never cut
             utterance.trim_if_long(self._config.trim_after_s)
         return self._transcript(utterance, final=False)
 
@@ -271,7 +284,7 @@ class StreamingAsrStage:
         log.info("utterance %d final, %.2f-%.2f s, %d words: %s", utterance.id, start_s, end_s, len(words), how)
         if self._asr.languages:  # a conversation of several languages: each utterance is in its own
             utterance.language = utterance.language or self._heard_language
-        elif self.language is None:  # auto: the first finished utterance decides
+        elif self.language is None and utterance.language is None:  # auto: the first finished utterance decides
             self.language = self._heard_language
         final = self._transcript(utterance, final=True)
         if final is not None and final.committed:
@@ -281,14 +294,37 @@ class StreamingAsrStage:
     def _take(self, piece: SpeechSegment) -> None:
         """Appends a piece of VAD's utterance to the ASR utterance it belongs to (the latest one
         split off it, once sentences have ended it early)."""
+        if piece.utterance in self._dropped:
+            if piece.final:
+                self._dropped.discard(piece.utterance)
+            return
+        self._labels[piece.utterance] = piece.speaker
+        if piece.final:
+            del self._labels[piece.utterance]  # no utterance is split off a closed one
         utterance = self._by_vad_id.get(piece.utterance)
         if utterance is None:
             agreement = LocalAgreement(self._config.agree_gap_s)
             utterance = OpenUtterance(next(self._ids), piece.start, vad_id=piece.utterance, agreement=agreement)
+            if not self._label(utterance, piece.speaker):
+                self._dropped.add(piece.utterance)
+                if piece.final:
+                    self._dropped.discard(piece.utterance)
+                return
             self._by_vad_id[piece.utterance] = utterance
             self._open.append(utterance)
         voiced_until = piece.voiced_until if piece.voiced_until is not None else piece.end
         utterance.take(piece.audio, voiced_until, piece.pauses, piece.end if piece.final else None)
+
+    def _label(self, utterance: OpenUtterance, label: str | None) -> bool:
+        """Says who spoke the new utterance (the front-end's label, else the session's) and sets
+        what that speaker's action asks: whether it is translated, in which language it is heard.
+        False when the action is to drop it."""
+        utterance.speaker = label or self._speaker
+        action = self._actions.get(label, "translate") if label is not None else "translate"
+        utterance.translating = self._translating and action == "translate"
+        if label == "wearer" and self._wearer_language:
+            utterance.language = self._wearer_language
+        return action != "drop"
 
     async def _work(self, step: int) -> AsyncGenerator[Transcript | Translation, None]:
         """Does everything due, oldest utterance first: its final once VAD closed it, else a
@@ -304,13 +340,17 @@ class StreamingAsrStage:
                 events = [await self._final(utterance)]
             elif utterance.samples >= first and utterance.samples - utterance.decoded >= step:
                 events = [await self._partial(utterance)]
-                at = None if self._translating else utterance.sentence_end(self._config.commit_margin_s)
+                at = None if utterance.translating else utterance.sentence_end(self._config.commit_margin_s)
                 if at is None:
                     finished = None  # still open
                 else:
                     rest = utterance.split(at, next(self._ids), self._config.agree_gap_s)
-                    self._by_vad_id[utterance.vad_id] = rest
-                    self._open.insert(1, rest)
+                    if self._label(rest, self._labels.get(utterance.vad_id)):  # the next speaker's?
+                        self._by_vad_id[utterance.vad_id] = rest
+                        self._open.insert(1, rest)
+                    else:
+                        del self._by_vad_id[utterance.vad_id]
+                        self._dropped.add(utterance.vad_id)
                     self.sentence_finals += 1
                     events.append(await self._final(utterance))
             else:

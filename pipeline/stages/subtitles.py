@@ -2,13 +2,14 @@
 reads every text event the trunk publishes and publishes a Subtitle for each one shown.
 
 Without translation each Transcript is laid out. With translation the wearer reads the
-Translation; with ``display.show_source`` the top line shows the end of the source text heard
+Translation (and the Transcript of a speaker only ``captioned``, such as the wearer's own words
+when the glasses' array labels them); with ``display.show_source`` the top line shows the end of the source text heard
 so far (its latest words), and the translation takes the lines below.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
 
 from pipeline.algos.layout import committed_chars, display_lines, wrap
 from pipeline.config import DisplayConfig
@@ -20,9 +21,10 @@ class SubtitleStage:
 
     name = "subtitles"
 
-    def __init__(self, config: DisplayConfig, *, translating: bool = False) -> None:
+    def __init__(self, config: DisplayConfig, *, translating: bool = False, captioned: Collection[str] = ()) -> None:
         self._config = config
         self._translating = translating
+        self._captioned = frozenset(captioned)  # speakers whose utterances are shown untranslated
         self._source: dict[int, str] = {}  # the latest source text of each open utterance
         self._closed = -1  # the latest utterance whose translation is final (ids only grow)
 
@@ -45,7 +47,7 @@ class SubtitleStage:
         async for event in inputs:
             if not isinstance(event, Transcript | Translation):
                 continue
-            if isinstance(event, Transcript) and self._translating:
+            if isinstance(event, Transcript) and self._translating and event.speaker not in self._captioned:
                 if event.utterance > self._closed:  # Whisper's source text comes after the translation
                     self._source[event.utterance] = event.text
                 continue

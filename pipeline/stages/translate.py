@@ -21,7 +21,7 @@ source's final.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -111,8 +111,15 @@ class TranslationStage:
     name = "translate"
     publishes = True
 
-    def __init__(self, translator: TextTranslator, clock: Clock | None = None, terms: Sequence[Term] = ()) -> None:
+    def __init__(
+        self,
+        translator: TextTranslator,
+        clock: Clock | None = None,
+        terms: Sequence[Term] = (),
+        untranslated: Collection[str] = (),
+    ) -> None:
         self._translator = translator
+        self._untranslated = frozenset(untranslated)  # speakers only captioned, never translated
         self._terms = tuple(terms)  # the vocabulary: its terms' translations replace them in the output
         self._clock = clock or Clock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
@@ -158,6 +165,8 @@ class TranslationStage:
         open_: dict[int, _Open] = {}
         try:
             async for transcript in inputs:
+                if transcript.speaker in self._untranslated:
+                    continue
                 state = open_.setdefault(transcript.utterance, _Open())
                 if self._due(state, transcript):
                     text = transcript.committed

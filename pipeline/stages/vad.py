@@ -12,8 +12,11 @@ steady noise (dishes, an exercise bike) yields nothing: measured on ../shared/au
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import math
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -87,7 +90,17 @@ class LiveVadStage:
     session clock, so the event loop keeps taking audio and a replay stays deterministic.
     ``is_speech`` and ``speech_spans`` replace WebRTC VAD and Silero (tests pass fakes); by
     default the real ones are built, Silero only when ``config.confirm``.
+
+    Where the front-end gives own-voice evidence (``AudioChunk.own_voice``) and ``own_voice_db``
+    is set, every piece says who spoke: "wearer" when the mouth beam's power over the look beam's,
+    over the utterance's latest ``LABEL_WINDOW_S`` (from where VAD first heard voice at most),
+    reaches ``own_voice_db``, else "partner".
     """
+
+    #: Seconds of an utterance's latest audio its label is decided on: long enough for a few
+    #: words, short enough that the next speaker's sentence, where VAD heard no pause before it,
+    #: is labelled on its own once recognition splits it off.
+    LABEL_WINDOW_S = 1.5
 
     name = "vad"
 
@@ -98,7 +111,12 @@ class LiveVadStage:
         *,
         is_speech: FrameDetector | None = None,
         speech_spans: SpanDetector | None = None,
+        own_voice_db: float | None = None,
     ) -> None:
+        self._own_voice_db = own_voice_db
+        self._pre_roll = config.pre_roll_ms * SAMPLE_RATE // 1000
+        self._evidence: deque[tuple[int, int, float, float]] = deque()  # (start, end, mouth, look)
+        self._starts: dict[int, int] = {}  # utterance -> stream position of its first piece
         if is_speech is None:
             import webrtcvad
 
@@ -118,18 +136,41 @@ class LiveVadStage:
     def stats(self) -> dict[str, float | int | None]:
         return {"compute_s": round(self.compute_seconds, 3), "rejected": self.rejected}
 
+    def _label(self, piece: SpeechSegment) -> SpeechSegment:
+        """The piece, saying who spoke where the front-end's evidence tells."""
+        if self._own_voice_db is None or not self._evidence:
+            return piece
+        start = self._starts.setdefault(piece.utterance, piece.start)
+        if piece.final:
+            del self._starts[piece.utterance]
+        # From where VAD heard voice (after the pre-roll, which may hold the last speaker's tail).
+        voiced = min(start + self._pre_roll, piece.end - 1)
+        begin = max(voiced, piece.end - int(self.LABEL_WINDOW_S * SAMPLE_RATE))
+        mouth = look = 0.0
+        for a, b, m, lk in self._evidence:
+            if b > begin and a < piece.end:
+                mouth, look = mouth + m, look + lk
+        while self._evidence and self._evidence[0][1] < piece.end - 60 * SAMPLE_RATE:
+            self._evidence.popleft()  # utterances last 25 s at most
+        if look <= 0.0 or mouth <= 0.0:
+            return piece
+        wearer = 10.0 * math.log10(mouth / look) >= self._own_voice_db
+        return dataclasses.replace(piece, speaker="wearer" if wearer else "partner")
+
     async def run(self, inputs: AsyncIterator[AudioChunk]) -> AsyncGenerator[SpeechSegment, None]:
         try:
             async for chunk in inputs:
+                if chunk.own_voice is not None:
+                    self._evidence.append((chunk.start, chunk.start + chunk.frames, *chunk.own_voice))
                 started = time.perf_counter()
                 segments = await self._clock.compute(self._executor, self._segmenter.push, chunk.mono())
                 self.compute_seconds += time.perf_counter() - started
                 for segment in segments:
-                    yield segment
+                    yield self._label(segment)
             started = time.perf_counter()
             segments = await self._clock.compute(self._executor, self._segmenter.flush)
             self.compute_seconds += time.perf_counter() - started
             for segment in segments:
-                yield segment
+                yield self._label(segment)
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)

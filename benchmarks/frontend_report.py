@@ -1,0 +1,131 @@
+"""The front-end on simulated glasses scenes: SI-SDR, own-voice evidence, cost, per method.
+
+For every scene made by ``benchmarks/simulate_glasses.py`` (``scene_NN.wav`` with its
+``.partner.wav`` image and ``.ref.json``), each beamformer method runs over the whole mixture in
+100 ms blocks, as live does. Reported per method:
+
+- SI-SDR of the output against the partner's reverberant image at microphone 1, over the
+  partner's reference utterances (the wearer's turns are not the partner's signal), and its gain
+  over microphone 1 alone;
+- for conversations, the own-voice evidence (mouth beam over look beam, dB) averaged over each
+  reference utterance's loud frames, and how many utterances a threshold labels right;
+- the beamformer's real-time factor on this machine.
+
+WER is measured by ``livesub bench`` with a configuration per method (see benchmarks/README.md).
+
+    .venv/bin/python benchmarks/frontend_report.py out/scenes/4mic_partner --profile configs/glasses-4mic.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+
+from pipeline.algos.beamform import METHODS, StreamingBeamformer
+from pipeline.algos.metrics import si_sdr
+from pipeline.config import load_config
+
+BLOCK = 1600
+
+
+def run(mixture: np.ndarray, profile: Path, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The method's output, per-frame own-voice evidence and power (dB), and compute seconds."""
+    frontend = load_config([profile]).frontend
+    former = StreamingBeamformer(
+        np.array(frontend.microphones), np.array(frontend.look), np.array(frontend.mouth), method
+    )
+    started = time.perf_counter()
+    outs, mouths, looks = [], [], []
+    for i in range(0, len(mixture), BLOCK):
+        out, mouth, look = former.process(mixture[i : i + BLOCK])
+        outs.append(out)
+        mouths.append(mouth)
+        looks.append(look)
+    outs.append(former.flush())
+    seconds = time.perf_counter() - started
+    mouth, look = np.concatenate(mouths), np.concatenate(looks)
+    own = 10 * np.log10((mouth + 1e-20) / (look + 1e-20))
+    return np.concatenate(outs), own, 10 * np.log10(look + 1e-20), seconds
+
+
+def partner_sdr(output: np.ndarray, partner: np.ndarray, segments: list[dict[str, Any]], rate: int) -> float:
+    """SI-SDR over the partner's utterances joined."""
+    spans = [
+        (int(s["start"] * rate), int(s["end"] * rate)) for s in segments if s.get("speaker", "partner") == "partner"
+    ]
+    estimate = np.concatenate([output[a:b] for a, b in spans])
+    reference = np.concatenate([partner[a:b] for a, b in spans])
+    return si_sdr(estimate, reference)
+
+
+def utterance_evidence(
+    own: np.ndarray, power: np.ndarray, segments: list[dict[str, Any]], hop_s: float
+) -> list[tuple[str, float]]:
+    """(speaker, mean own-voice evidence over the utterance's loudest half of frames) per utterance."""
+    evidence = []
+    for s in segments:
+        a, b = int(s["start"] / hop_s), int(s["end"] / hop_s)
+        p, o = power[a:b], own[a:b]
+        loud = p >= np.median(p)
+        evidence.append((s.get("speaker", "partner"), float(np.mean(o[loud]))))
+    return evidence
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenes", nargs="+", type=Path, help="directories of scenes (or scene WAV files)")
+    parser.add_argument("--profile", type=Path, required=True, help="the device profile the scenes were made for")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
+    parser.add_argument("--json", type=Path, help="write every figure as JSON")
+    args = parser.parse_args()
+    files = sorted(
+        f for d in args.scenes for f in (d.glob("scene_*.wav") if d.is_dir() else [d]) if f.name.count(".") == 1
+    )
+    methods = args.methods.split(",")
+    figures: dict[str, dict[str, Any]] = {}
+    for path in files:
+        mixture, rate = soundfile.read(path)
+        partner, _ = soundfile.read(path.with_suffix(".partner.wav"))
+        segments = json.loads(path.with_suffix(".ref.json").read_text())["segments"]
+        row: dict[str, Any] = {}
+        for method in methods:
+            output, own, power, seconds = run(mixture, args.profile, method)
+            row[method] = {
+                "si_sdr": round(partner_sdr(output, partner, segments, rate), 2),
+                "rtf": seconds / (len(mixture) / rate),
+            }
+            if method in ("fixed", "mvdr") and any(s.get("speaker") == "wearer" for s in segments):
+                row[method]["own_voice"] = utterance_evidence(own, power, segments, 128 / rate)
+        figures[str(path)] = row
+        print(path.name, "  ".join(f"{m} {row[m]['si_sdr']:6.2f} dB" for m in methods), flush=True)
+    print("\nSI-SDR against the partner's image at microphone 1, mean over", len(files), "scenes:")
+    base = np.mean([figures[f]["first"]["si_sdr"] for f in figures]) if "first" in methods else None
+    for method in methods:
+        values = [figures[f][method]["si_sdr"] for f in figures]
+        gains = (
+            [figures[f][method]["si_sdr"] - figures[f]["first"]["si_sdr"] for f in figures] if base is not None else []
+        )
+        rtf = np.mean([figures[f][method]["rtf"] for f in figures])
+        gain = f", over microphone 1 {np.mean(gains):+.2f} dB (min {min(gains):+.2f})" if gains else ""
+        print(f"  {method:6s} {np.mean(values):6.2f} dB{gain}, RTF {rtf:.4f}")
+    for method in ("fixed", "mvdr"):
+        pairs = [e for f in figures for e in figures[f].get(method, {}).get("own_voice", [])]
+        if pairs:
+            wearer = [v for s, v in pairs if s == "wearer"]
+            partner = [v for s, v in pairs if s != "wearer"]
+            print(
+                f"own-voice evidence ({method} run): wearer {min(wearer):.1f} to {max(wearer):.1f} dB "
+                f"(n={len(wearer)}), partner {min(partner):.1f} to {max(partner):.1f} dB (n={len(partner)})"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
