@@ -401,7 +401,7 @@ def plan_scene(args: argparse.Namespace, profile: Profile, index: int) -> Plan:
         side=side,
         noise_sources=noise_sources,
         snr_db=float(rng.uniform(*args.snr_range)),
-        side_below_db=float(rng.uniform(0.0, 6.0)),
+        side_below_db=float(rng.uniform(*args.side_below_range)),
         side_clips=side_clips,
         side_signal=side_signal,
         noise_name=noise_path.name,
@@ -507,6 +507,8 @@ def make_scene(plan: Plan, profile: Profile, args: argparse.Namespace) -> dict[s
         [images["partner"][0, s:e] for (s, e), who in zip(spans, speakers, strict=True) if who == "partner"]
     )
     partner_power = _power(partner_speech)
+    if args.noise_field == "sensor":  # each microphone its own stretch of the noise: uncorrelated
+        images["noise"] = np.stack([plan.noise_signals[k] for k in range(len(profile.microphones))])
     images["side"] *= math.sqrt(partner_power * 10 ** (-plan.side_below_db / 10) / _power(images["side"][0]))
     images["noise"] *= math.sqrt(partner_power * 10 ** (-plan.snr_db / 10) / _power(images["noise"][0]))
     mixture = np.sum(list(images.values()), axis=0)
@@ -561,6 +563,7 @@ def make_scene(plan: Plan, profile: Profile, args: argparse.Namespace) -> dict[s
         "side_distance_m": round(float(np.linalg.norm(side_relative)), 3),
         "noise_sources": [_vector(p) for p in plan.noise_sources],
         "snr_db": round(plan.snr_db, 2),
+        "noise_field": args.noise_field,
         "snr_definition": "partner image power at microphone 1 during its speech / noise image power at microphone 1",
         "side_below_partner_db": round(plan.side_below_db, 2),
         "language": plan.language,
@@ -588,6 +591,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--kind", choices=["partner", "conversation"], default="partner")
     parser.add_argument("--snr-range", type=float, nargs=2, default=[-5.0, 15.0], metavar=("LOW", "HIGH"))
+    parser.add_argument(
+        "--side-below-range",
+        type=float,
+        nargs=2,
+        default=[0.0, 6.0],
+        metavar=("LOW", "HIGH"),
+        help="how far below the partner the side talker is at microphone 1, in dB (default 0 6)",
+    )
     parser.add_argument("--rt60-range", type=float, nargs=2, default=[0.3, 0.7], metavar=("LOW", "HIGH"))
     parser.add_argument(
         "--duration-range", type=float, nargs=2, default=[35.0, 60.0], metavar=("LOW", "HIGH"), help="target, in s"
@@ -600,6 +611,13 @@ def main() -> None:
     parser.add_argument("--partner-clips", type=Path, nargs="+", help="the partner's clips, in order (all scenes)")
     parser.add_argument("--wearer-clips", type=Path, nargs="+", help="the wearer's clips, in order (all scenes)")
     parser.add_argument("--noise", type=Path, help="the noise recording (default: one of the long shared noises)")
+    parser.add_argument(
+        "--noise-field",
+        choices=["room", "sensor"],
+        default="room",
+        help="room: the noise played from 8 places in the room (diffuse); sensor: a different stretch of it at "
+        "each microphone, uncorrelated between them (default room)",
+    )
     parser.add_argument("--audio", type=Path, default=AUDIO, help="the shared recordings (default ../shared/audio)")
     parser.add_argument("--translations", type=Path, help="reference translations (default AUDIO/translations_en.tsv)")
     parser.add_argument("--out", type=Path, required=True)

@@ -87,7 +87,12 @@ def load_reference(path: Path) -> Reference:
         data = json.loads(text)
         utterances = [
             RefUtterance(
-                float(s["start"]), float(s["end"]), s.get("ref", ""), s.get("translation", ""), s.get("language", "")
+                float(s["start"]),
+                float(s["end"]),
+                s.get("ref", ""),
+                s.get("translation", ""),
+                s.get("language", ""),
+                s.get("speaker", ""),
             )
             for s in data["segments"]
         ]
@@ -367,6 +372,64 @@ def language_figures(runs: list[Run]) -> dict[str, int] | None:
     return {"utterances": stated, "wrong_language": wrong} if stated else None
 
 
+def speaker_figures(runs: list[Run]) -> dict[str, Any] | None:
+    """Per speaker the references name ("wearer", "partner"): WER (each reference utterance against
+    the final words falling on it), final latency, and how many of its utterances the pipeline
+    labelled right (the label of most of the words on it) and, for the wearer, were translated as
+    another speaker's. None when no reference names speakers."""
+    by_speaker: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        references = run.reference.utterances
+        if not any(u.speaker for u in references):
+            continue
+        words: list[list[str]] = [[] for _ in references]
+        labels: list[dict[str, int]] = [{} for _ in references]
+        for final in run.result.finals:
+            for word in final.words:
+                if (index := owner(references, (word.start, word.end))) is not None:
+                    words[index].append(word.text)
+                    label = final.speaker or ""
+                    labels[index][label] = labels[index].get(label, 0) + 1
+        translated = set()  # reference utterances a translation labelled other than the wearer covers
+        for translation in run.result.translations:
+            if translation.speaker != "wearer" and translation.committed:
+                middle = (translation.start + translation.end) / 2
+                translated |= {i for i, u in enumerate(references) if u.start <= middle <= u.end}
+        for i, (utterance, timing) in enumerate(zip(references, run.timings, strict=True)):
+            if not utterance.speaker:
+                continue
+            figures = by_speaker.setdefault(
+                utterance.speaker, {"pairs": [], "finals": [], "labelled_right": 0, "utterances": 0, "translated": 0}
+            )
+            language = (utterance.language or run.reference.language or "en").split("-")[0]
+            figures["pairs"].append(((utterance.text, " ".join(words[i])), language))
+            if timing.final is not None:
+                figures["finals"].append(timing.final)
+            figures["utterances"] += 1
+            heard = max(labels[i], key=labels[i].__getitem__) if labels[i] else None
+            figures["labelled_right"] += heard == utterance.speaker
+            figures["translated"] += utterance.speaker == "wearer" and i in translated
+    if not by_speaker:
+        return None
+    report = {}
+    for speaker, figures in sorted(by_speaker.items()):
+        errors = words_total = 0.0
+        for (reference, hypothesis), language in figures["pairs"]:
+            size = len(reference.split())
+            errors += corpus_wer([(reference, hypothesis)], language) * size
+            words_total += size
+        report[speaker] = {
+            "wer": _round(errors / words_total if words_total else None, 4),
+            "final_p50": _round(percentile(figures["finals"], 50)),
+            "final_p95": _round(percentile(figures["finals"], 95)),
+            "utterances": figures["utterances"],
+            "labelled_right": figures["labelled_right"],
+        }
+        if speaker == "wearer":
+            report[speaker]["translated_as_other"] = figures["translated"]
+    return report
+
+
 def term_figures(runs: list[Run], terms: tuple[Term, ...]) -> dict[str, float | int] | None:
     """Recall and precision of the vocabulary's terms in the finals, against the references."""
     with_text = [r for r in runs if r.reference.has_text]
@@ -456,6 +519,7 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
         "laal": translation["laal"],
         "terms": term_figures(runs, terms),
         "languages": language_figures(runs),
+        "speakers": speaker_figures(runs),
         "latency": {
             "first_text_p50": _round(percentile([t for t in texts if t is not None], 50)),
             "first_partial_p50": _round(percentile(firsts, 50)),
@@ -583,6 +647,16 @@ def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
     rows = [header]
     stage_names = sorted({s for _, r in reports for s in r["stages"]})
     extra = [(f"{s} rtf", ("stages", s, "rtf")) for s in stage_names]
+    speakers = sorted({s for _, r in reports for s in (r.get("speakers") or {})})
+    for who in speakers:
+        extra += [
+            (f"{who} WER", ("speakers", who, "wer")),
+            (f"{who} final p50 s", ("speakers", who, "final_p50")),
+            (f"{who} labelled right", ("speakers", who, "labelled_right")),
+            (f"{who} utterances", ("speakers", who, "utterances")),
+        ]
+    if "wearer" in speakers:
+        extra.append(("wearer translated as other", ("speakers", "wearer", "translated_as_other")))
     for label, keys in TABLE_ROWS + extra:
         values = [_get(r, keys) for _, r in reports]
         ratios = []

@@ -155,7 +155,9 @@ def live_graph(
         speech_spans=detectors.speech_spans if detectors else None,
         own_voice_db=own_voice_db,
     )
-    actions = {"partner": array.partner, "wearer": array.wearer}
+    # Per-speaker actions are for the array's labels; a session's own label (``speaker``: a second
+    # stream of the wearer's voice) is translated as the session's settings say.
+    actions = {"partner": array.partner, "wearer": array.wearer} if own_voice_db is not None else {}
     stages: list[Stage[Any, Any]] = [
         vad,
         StreamingAsrStage(

@@ -8,10 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.algos.metrics import RefUtterance
-from pipeline.bench import Reference, Run, load_reference, table, translated_utterances, translation_figures
+from pipeline.algos.metrics import RefUtterance, utterance_timings
+from pipeline.bench import (
+    Reference,
+    Run,
+    _timed,
+    load_reference,
+    speaker_figures,
+    table,
+    translated_utterances,
+    translation_figures,
+)
 from pipeline.errors import ConfigError
-from pipeline.events import Subtitle, Transcript, Translation
+from pipeline.events import Subtitle, Transcript, Translation, Word
 from pipeline.outputs.view import TerminalView, event_record
 from pipeline.runner import Emission
 from pipeline.session import SessionResult
@@ -150,3 +159,41 @@ def test_translation_figures_are_null_without_reference_translations() -> None:
     references = (RefUtterance(1.0, 3.0, "hola amigo", "hello friend"),)
     run = Run(Path("x.wav"), Reference("es", references, True, "test"), transcribed, 0.0)
     assert translation_figures([run], realtime=True)["chrf"] is None
+
+
+def test_speaker_figures_score_each_speaker_and_the_labels_on_a_hand_made_timeline() -> None:
+    # The partner speaks Spanish, the wearer answers in English. The pipeline hears the partner
+    # right and labels it so; it labels the wearer's answer "partner" and translates it: one
+    # wearer utterance labelled wrong and translated as another speaker's.
+    references = (
+        RefUtterance(1.0, 3.0, "hola amigo", "hello friend", "es", "partner"),
+        RefUtterance(4.0, 6.0, "good morning", "", "en", "wearer"),
+    )
+
+    def words(text: str, start: float) -> tuple[Word, ...]:
+        return tuple(Word(w, start + i * 0.5, start + i * 0.5 + 0.4) for i, w in enumerate(text.split()))
+
+    emissions = [
+        Emission(Transcript(0, "hola amigo", "", 1.0, 3.0, "es", True, words("hola amigo", 1.2), "partner"), 3.5, 3.5),
+        Emission(Translation(0, "hello friend", "", 1.0, 3.0, "es", "en", final=True, speaker="partner"), 3.6, 3.6),
+        Emission(
+            Transcript(1, "good morning", "", 4.0, 6.0, "en", True, words("good evening", 4.2), "partner"), 6.8, 6.8
+        ),
+        Emission(Translation(1, "good evening", "", 4.0, 6.0, "en", "en", final=True, speaker="partner"), 6.9, 6.9),
+    ]
+    run = Run(Path("x.wav"), Reference("es", references, True, "test"), SessionResult(emissions), 0.0)
+    run.timings = utterance_timings(references, _timed(run.result, realtime=True))
+    figures = speaker_figures([run])
+    assert figures is not None
+    assert figures["partner"] == {
+        "wer": 0.0,
+        "final_p50": pytest.approx(0.5),
+        "final_p95": pytest.approx(0.5),
+        "utterances": 1,
+        "labelled_right": 1,
+    }
+    assert figures["wearer"]["wer"] == 0.5 and figures["wearer"]["labelled_right"] == 0
+    assert figures["wearer"]["translated_as_other"] == 1
+    # References that name no speaker give none.
+    plain = Run(Path("x.wav"), Reference("es", (RefUtterance(1.0, 3.0, "hola"),), True, "t"), SessionResult(), 0.0)
+    assert speaker_figures([plain]) is None

@@ -235,6 +235,9 @@ class StreamingBeamformer:
         speech_margin_db: float = 6.0,
         min_noise_s: float = 0.5,
         update_hops: int = 8,
+        floor_rise_db_s: float = 1.0,
+        cap: float = CONDITION_CAP,
+        loading: float = DIAGONAL_LOADING,
         estimate_steering: bool = False,
         steering_similarity: float = 0.7,
     ) -> None:
@@ -258,6 +261,9 @@ class StreamingBeamformer:
         self._speech_margin_db = speech_margin_db
         self._min_noise_frames = int(min_noise_s * rate / self.hop)
         self._update_hops = update_hops
+        self._floor_rise_db_s = floor_rise_db_s
+        self._cap, self._loading = cap, loading
+        self._rate = rate
         self._estimate = estimate_steering
         self._similarity = steering_similarity
         self.noise_covariance = np.zeros((len(freqs), self.channels, self.channels), dtype=np.complex128)
@@ -272,11 +278,12 @@ class StreamingBeamformer:
 
     def _is_noise(self, power_db: float) -> tuple[bool, bool]:
         """(noise, speech) for one frame, from its beam power against the tracked noise floor:
-        the floor follows a quieter frame quickly and rises slowly (6 dB/s), as a minimum does."""
+        the floor follows a quieter frame quickly and rises slowly (``floor_rise_db_s``), as a
+        minimum does."""
         if self._floor_db is None or power_db < self._floor_db:
             self._floor_db = power_db if self._floor_db is None else 0.7 * self._floor_db + 0.3 * power_db
         else:
-            self._floor_db += 6.0 * self.hop / 16_000
+            self._floor_db += self._floor_rise_db_s * self.hop / self._rate
         return power_db < self._floor_db + self._noise_margin_db, power_db > self._floor_db + self._speech_margin_db
 
     def _update(self) -> None:
@@ -287,7 +294,7 @@ class StreamingBeamformer:
             estimated = relative_transfer_function(self.speech_covariance, self.noise_covariance)
             near = similarity(estimated, self.look_steering) >= self._similarity
             steering = np.where(near[:, None], estimated, self.look_steering)
-        self.weights = mvdr_weights(regularise(self.noise_covariance), steering)
+        self.weights = mvdr_weights(regularise(self.noise_covariance, self._cap, self._loading), steering)
 
     def process(self, samples: npt.NDArray[np.floating]) -> tuple[Real, Real, Real]:
         """(beam output, and per STFT frame the power of the beam toward the wearer's mouth and of

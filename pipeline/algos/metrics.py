@@ -34,6 +34,7 @@ class RefUtterance:
     text: str = ""
     translation: str = ""
     language: str = ""  # where the reference says which language this utterance is in
+    speaker: str = ""  # where the reference says who spoke it ("wearer", "partner")
 
 
 @dataclass(frozen=True)
