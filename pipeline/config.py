@@ -217,6 +217,15 @@ class FrontendConfig:
     wearer: str = "caption"
     #: The language the wearer speaks (ISO 639-1), when it is not the partner's (``--from``).
     wearer_language: str = ""
+    #: Noise suppression (DeepFilterNet3) after the beam, or on mono input. Off for recognition:
+    #: see the README, "The glasses' microphones", for the A/B that decided it.
+    denoise: bool = False
+    #: How far it may lower the noise, in dB (the input is mixed back in at -this dB; 100 or more:
+    #: no limit). A limit keeps the artefacts that cost Whisper accuracy down.
+    denoise_limit_db: float = 12.0
+    #: Gain before the model, in dB (taken out again after it): DeepFilterNet3 takes speech below
+    #: about -45 dBFS for noise, so quiet input needs raising.
+    denoise_gain_db: float = 0.0
 
     def __post_init__(self) -> None:
         methods = ("mvdr", "fixed", "mean", "first")
@@ -224,6 +233,8 @@ class FrontendConfig:
         for who in ("partner", "wearer"):
             action = getattr(self, who)
             _check(action in SPEAKER_ACTIONS, f"frontend.{who} must be one of {', '.join(SPEAKER_ACTIONS)}")
+        _check(0.0 <= self.denoise_limit_db <= 100.0, "frontend.denoise_limit_db must be 0 to 100")
+        _check(0.0 <= self.denoise_gain_db <= 60.0, "frontend.denoise_gain_db must be 0 to 60")
         code = self.wearer_language
         _check(
             code == "" or (len(code) == 2 and code.isascii() and code.isalpha() and code.islower()),

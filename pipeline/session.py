@@ -140,7 +140,7 @@ def live_graph(
     """The live trunk's stages and its taps. The front-end is the device profile's beamformer
     (``[frontend]``) when it names microphones, or whenever its output is to be saved."""
     array = config.frontend
-    if frontend is None and (array.microphones or save_frontend is not None):
+    if frontend is None and (array.microphones or array.denoise or save_frontend is not None):
         frontend = FrontendStage(array, clock, save_frontend)
     # With an array, the front-end's evidence labels each utterance "wearer" or "partner".
     own_voice_db = (

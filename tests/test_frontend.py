@@ -94,3 +94,23 @@ def test_the_shipped_device_profiles_load_and_bad_ones_are_named(tmp_path: Path)
         path.write_text(f"[frontend]\n{line}\n")
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config([path])
+
+
+def test_noise_suppression_after_the_beam_keeps_the_streams_timeline(tmp_path: Path) -> None:
+    # The direction-labelled talker with the labelled noise under it, 10 dB louder than it is.
+    talker, _ = soundfile.read(TALKER, dtype="float32")
+    noise, _ = soundfile.read(FIXTURES / "array4_noise_doa_0.702_-0.702_0.117.flac", dtype="float32")
+    audio = talker + noise[: len(talker)] * np.float32(3.0)
+    for given in (audio, audio[:, :1]):  # the array's beam, and mono input
+        outs = {}
+        for denoise in (False, True):
+            config = FrontendConfig(microphones=SPEECHBRAIN, beamformer="fixed", denoise=denoise)
+            chunks = _run(FrontendStage(config), given, block=1234)
+            assert [c.start for c in chunks] == list(np.cumsum([0] + [c.frames for c in chunks[:-1]]))
+            outs[denoise] = np.concatenate([c.samples[:, 0] for c in chunks])
+            assert len(outs[denoise]) == len(given) and np.all(np.isfinite(outs[denoise]))
+        # Where the talker pauses (the quietest fifth of 20 ms frames), the noise is lowered by
+        # its 12 dB limit (measured: 12.2 dB on the beam and on microphone 1).
+        frames = [np.mean(outs[d][: len(outs[d]) // 320 * 320].reshape(-1, 320) ** 2, axis=1) for d in (False, True)]
+        quiet = frames[0] <= np.percentile(frames[0], 20)
+        assert 10 * np.log10(frames[0][quiet].sum() / frames[1][quiet].sum()) > 9.0

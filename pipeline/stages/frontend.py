@@ -18,6 +18,7 @@ import numpy as np
 import soundfile
 
 from pipeline.algos.beamform import StreamingBeamformer
+from pipeline.backends.deepfilter import DeepFilter
 from pipeline.config import FrontendConfig
 from pipeline.errors import AudioError
 from pipeline.events import SAMPLE_RATE, AudioChunk, Samples
@@ -34,7 +35,9 @@ def check_channels(config: FrontendConfig, channels: int) -> None:
 
 class FrontendStage:
     """AudioChunk (N channels) -> AudioChunk (1 channel): the beam of ``config.beamformer``, with
-    the own-voice evidence of its block (``AudioChunk.own_voice``) for VAD to label utterances.
+    the own-voice evidence of its block (``AudioChunk.own_voice``) for VAD to label utterances,
+    then DeepFilterNet3 where ``config.denoise`` (its 30 ms look-ahead is held back, so every output
+    sample keeps its stream position).
 
     Mono input passes through untouched (there is no array to steer); with no microphones in the
     configuration the channels are averaged, as VAD would. Input whose channel count
@@ -50,6 +53,7 @@ class FrontendStage:
         self._save = save
         self._writer: soundfile.SoundFile | None = None
         self._beam: StreamingBeamformer | None = None
+        self._denoiser: DeepFilter | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frontend")
         self._position = 0  # stream position of the next output sample
         self.compute_seconds = 0.0
@@ -74,13 +78,24 @@ class FrontendStage:
                 estimate_steering=self.config.estimate_steering,
             )
 
-    def _process(self, samples: Samples) -> tuple[Samples, tuple[float, float]]:
-        assert self._beam is not None
+    def _process(self, samples: Samples) -> tuple[Samples, tuple[float, float] | None]:
+        if self._beam is None:
+            return self._denoise(samples.mean(axis=1, dtype=np.float32)), None
         out, mouth, look = self._beam.process(samples)
-        return out.astype(np.float32), (float(mouth.sum()), float(look.sum()))
+        return self._denoise(out.astype(np.float32)), (float(mouth.sum()), float(look.sum()))
+
+    def _denoise(self, mono: Samples) -> Samples:
+        if not self.config.denoise:
+            return mono
+        if self._denoiser is None:
+            self._denoiser = DeepFilter(self.config.denoise_limit_db, input_gain_db=self.config.denoise_gain_db)
+        return self._denoiser.process(mono)
 
     def _flush(self) -> Samples:
-        return self._beam.flush().astype(np.float32) if self._beam is not None else np.zeros(0, np.float32)
+        tail = self._beam.flush().astype(np.float32) if self._beam is not None else np.zeros(0, np.float32)
+        if self._denoiser is None:
+            return tail
+        return np.concatenate([self._denoiser.process(tail), self._denoiser.flush()])
 
     def _emit(self, mono: Samples, own_voice: tuple[float, float] | None = None) -> AudioChunk:
         chunk = AudioChunk(self._position, mono.reshape(-1, 1), own_voice=own_voice)
@@ -96,7 +111,7 @@ class FrontendStage:
         try:
             async for chunk in inputs:
                 self._check(chunk)
-                if self._beam is None:  # mono, or no device profile: nothing to steer
+                if self._beam is None and not self.config.denoise:  # mono, or no profile: nothing to do
                     yield self._emit(chunk.mono())
                     continue
                 started = time.perf_counter()
@@ -111,3 +126,5 @@ class FrontendStage:
             self._executor.shutdown(wait=False, cancel_futures=True)
             if self._writer is not None:
                 self._writer.close()
+            if self._denoiser is not None:
+                self._denoiser.close()
