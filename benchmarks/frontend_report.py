@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from pipeline.algos.beamform import METHODS, StreamingBeamformer
+from pipeline.algos.beamform import METHODS, StreamingBeamformer, own_voice_threshold_db
 from pipeline.algos.metrics import si_sdr
 from pipeline.config import load_config
 
@@ -35,7 +35,8 @@ BLOCK = 1600
 
 
 def run(mixture: np.ndarray, profile: Path, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The method's output, per-frame own-voice evidence and power (dB), and compute seconds."""
+    """The method's output, per frame the mouth and look beams' power (own-voice evidence), and
+    compute seconds."""
     frontend = load_config([profile]).frontend
     former = StreamingBeamformer(
         np.array(frontend.microphones), np.array(frontend.look), np.array(frontend.mouth), method
@@ -49,9 +50,7 @@ def run(mixture: np.ndarray, profile: Path, method: str) -> tuple[np.ndarray, np
         looks.append(look)
     outs.append(former.flush())
     seconds = time.perf_counter() - started
-    mouth, look = np.concatenate(mouths), np.concatenate(looks)
-    own = 10 * np.log10((mouth + 1e-20) / (look + 1e-20))
-    return np.concatenate(outs), own, 10 * np.log10(look + 1e-20), seconds
+    return np.concatenate(outs), np.concatenate(mouths), np.concatenate(looks), seconds
 
 
 def partner_sdr(output: np.ndarray, partner: np.ndarray, segments: list[dict[str, Any]], rate: int) -> float:
@@ -65,15 +64,14 @@ def partner_sdr(output: np.ndarray, partner: np.ndarray, segments: list[dict[str
 
 
 def utterance_evidence(
-    own: np.ndarray, power: np.ndarray, segments: list[dict[str, Any]], hop_s: float
+    mouth: np.ndarray, look: np.ndarray, segments: list[dict[str, Any]], hop_s: float
 ) -> list[tuple[str, float]]:
-    """(speaker, mean own-voice evidence over the utterance's loudest half of frames) per utterance."""
+    """(speaker, own-voice evidence in dB) per reference utterance, as VAD weighs it."""
     evidence = []
     for s in segments:
         a, b = int(s["start"] / hop_s), int(s["end"] / hop_s)
-        p, o = power[a:b], own[a:b]
-        loud = p >= np.median(p)
-        evidence.append((s.get("speaker", "partner"), float(np.mean(o[loud]))))
+        ratio = (np.sum(mouth[a:b]) + 1e-30) / (np.sum(look[a:b]) + 1e-30)
+        evidence.append((s.get("speaker", "partner"), float(10 * np.log10(ratio))))
     return evidence
 
 
@@ -95,13 +93,13 @@ def main() -> None:
         segments = json.loads(path.with_suffix(".ref.json").read_text())["segments"]
         row: dict[str, Any] = {}
         for method in methods:
-            output, own, power, seconds = run(mixture, args.profile, method)
+            output, mouth, look, seconds = run(mixture, args.profile, method)
             row[method] = {
                 "si_sdr": round(partner_sdr(output, partner, segments, rate), 2),
                 "rtf": seconds / (len(mixture) / rate),
             }
             if method in ("fixed", "mvdr") and any(s.get("speaker") == "wearer" for s in segments):
-                row[method]["own_voice"] = utterance_evidence(own, power, segments, 128 / rate)
+                row[method]["own_voice"] = utterance_evidence(mouth, look, segments, 128 / rate)
         figures[str(path)] = row
         print(path.name, "  ".join(f"{m} {row[m]['si_sdr']:6.2f} dB" for m in methods), flush=True)
     print("\nSI-SDR against the partner's image at microphone 1, mean over", len(files), "scenes:")
@@ -114,11 +112,17 @@ def main() -> None:
         rtf = np.mean([figures[f][method]["rtf"] for f in figures])
         gain = f", over microphone 1 {np.mean(gains):+.2f} dB (min {min(gains):+.2f})" if gains else ""
         print(f"  {method:6s} {np.mean(values):6.2f} dB{gain}, RTF {rtf:.4f}")
+    frontend = load_config([args.profile]).frontend
+    threshold = own_voice_threshold_db(
+        np.array(frontend.microphones), np.array(frontend.look), np.array(frontend.mouth)
+    )
     for method in ("fixed", "mvdr"):
         pairs = [e for f in figures for e in figures[f].get(method, {}).get("own_voice", [])]
         if pairs:
             wearer = [v for s, v in pairs if s == "wearer"]
             partner = [v for s, v in pairs if s != "wearer"]
+            right = sum((v >= threshold) == (s == "wearer") for s, v in pairs)
+            print(f"labels at the profile's threshold {threshold:.2f} dB: {right} of {len(pairs)} right")
             print(
                 f"own-voice evidence ({method} run): wearer {min(wearer):.1f} to {max(wearer):.1f} dB "
                 f"(n={len(wearer)}), partner {min(partner):.1f} to {max(partner):.1f} dB (n={len(partner)})"
