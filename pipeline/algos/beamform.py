@@ -240,6 +240,7 @@ class StreamingBeamformer:
         loading: float = DIAGONAL_LOADING,
         estimate_steering: bool = False,
         steering_similarity: float = 0.7,
+        own_voice_db: float | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown beamformer method '{method}' (known: {', '.join(METHODS)})")
@@ -266,6 +267,16 @@ class StreamingBeamformer:
         self._rate = rate
         self._estimate = estimate_steering
         self._similarity = steering_similarity
+        # While the wearer speaks (own-voice evidence over ``own_voice_db``, smoothed over about
+        # 100 ms of speech), the output moves to the beam toward the mouth: the look beam colours
+        # the wearer's near voice, which needs no help against the noise.
+        self._own_voice_db = own_voice_db
+        self._own_mouth = 0.0
+        self._own_look = 0.0
+        self._toward_mouth = 0.0  # 0: the look beam, 1: the mouth's delay-and-sum
+        self.mouth_sum = (
+            self.mouth_steering / np.einsum("fm,fm->f", np.conj(self.mouth_steering), self.mouth_steering).real[:, None]
+        )
         self.noise_covariance = np.zeros((len(freqs), self.channels, self.channels), dtype=np.complex128)
         self.speech_covariance = np.zeros_like(self.noise_covariance)
         self.noise_frames = 0
@@ -324,6 +335,16 @@ class StreamingBeamformer:
         for t, frame in enumerate(spectrum):
             out[t] = apply(self.weights, frame)
             noise, speech = states[t]
+            if self._own_voice_db is not None:
+                if speech:
+                    self._own_mouth = 0.9 * self._own_mouth + 0.1 * mouth[t]
+                    self._own_look = 0.9 * self._own_look + 0.1 * look[t]
+                wearer = self._own_mouth > self._own_look * 10 ** (self._own_voice_db / 10)
+                self._toward_mouth = (
+                    min(1.0, self._toward_mouth + 0.125) if wearer else max(0.0, self._toward_mouth - 0.125)
+                )
+                if self._toward_mouth > 0.0:
+                    out[t] = (1.0 - self._toward_mouth) * out[t] + self._toward_mouth * apply(self.mouth_sum, frame)
             outer = frame[:, :, None] * np.conj(frame[:, None, :])
             if noise:
                 self.noise_covariance = self._alpha * self.noise_covariance + (1 - self._alpha) * outer

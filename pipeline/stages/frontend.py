@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from pipeline.algos.beamform import StreamingBeamformer
+from pipeline.algos.beamform import StreamingBeamformer, own_voice_threshold_db
 from pipeline.backends.deepfilter import DeepFilter
 from pipeline.config import FrontendConfig
 from pipeline.errors import AudioError
@@ -76,6 +76,9 @@ class FrontendStage:
                 self.config.beamformer,
                 SAMPLE_RATE,
                 estimate_steering=self.config.estimate_steering,
+                own_voice_db=own_voice_threshold_db(
+                    np.array(self.config.microphones), np.array(self.config.look), np.array(self.config.mouth)
+                ),
             )
 
     def _process(self, samples: Samples) -> tuple[Samples, tuple[float, float] | None]:
