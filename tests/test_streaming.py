@@ -415,3 +415,44 @@ def test_logs_say_how_each_final_was_made_and_never_what_was_said(caplog: pytest
     [record] = [r for r in caplog.records if "final" in r.getMessage()]
     assert record.getMessage().startswith("utterance 0 final, 0.00-3.80 s, 9 words: ")
     assert not {"quick", "brown", "fox", "jumps", "lazy", "dog"} & set(caplog.text.lower().split())
+
+
+def test_each_labelled_speaker_gets_their_action_language_and_task() -> None:
+    # Three utterances the array labelled: the partner's (translated), the wearer's (captioned,
+    # in the wearer's language), another of the partner's; with the wearer's action "drop" the
+    # wearer's is not even decoded.
+    decoder = ScriptedDecoder()
+    seen: list[tuple[str | None, str]] = []
+
+    def decode(audio: np.ndarray, **kw: Any) -> Hypothesis:
+        seen.append((kw["language"], kw["task"]))
+        return ScriptedDecoder.decode_utterance(decoder, audio, **kw)
+
+    decoder.decode_utterance = decode  # type: ignore[method-assign]
+
+    async def labelled() -> AsyncIterator[SpeechSegment]:
+        for utterance, who in enumerate(("partner", "wearer", "partner")):
+            async for piece in _pieces([(utterance, 0.0, 3.8)]):
+                yield dataclasses.replace(piece, speaker=who)
+
+    config = StreamingConfig(partial_interval_s=0.3, first_decode_s=0.5, commit_margin_s=0.3)
+    for wearer, expected in (("caption", ["partner", "wearer", "partner"]), ("drop", ["partner", "partner"])):
+        seen.clear()
+        stage = StreamingAsrStage(
+            decoder,
+            AsrConfig(language="es"),
+            config,
+            translate=True,
+            actions={"partner": "translate", "wearer": wearer},
+            wearer_language="en",
+        )
+        events = asyncio.run(_collect(stage, labelled()))
+        finals = [e for e in events if e.final and not (isinstance(e, Transcript) and e.speaker == "partner")]
+        assert [e.speaker for e in finals] == expected
+        for event in finals:
+            if event.speaker == "wearer":  # captioned: a transcript in the wearer's language
+                assert isinstance(event, Transcript) and event.language == "en"
+            else:
+                assert isinstance(event, Translation) and event.source_language == "es"
+        assert {task for language, task in seen if language == "en"} <= {"transcribe"}
+        assert ("en", "transcribe") in seen if wearer == "caption" else all(lang == "es" for lang, _ in seen)
