@@ -38,9 +38,9 @@ def run(mixture: np.ndarray, profile: Path, method: str) -> tuple[np.ndarray, np
     """The method's output, per frame the mouth and look beams' power (own-voice evidence), and
     compute seconds."""
     frontend = load_config([profile]).frontend
-    former = StreamingBeamformer(
-        np.array(frontend.microphones), np.array(frontend.look), np.array(frontend.mouth), method
-    )
+    mics, look, mouth = np.array(frontend.microphones), np.array(frontend.look), np.array(frontend.mouth)
+    # As the live front-end runs it: its own-voice threshold moves the output to the wearer's mouth.
+    former = StreamingBeamformer(mics, look, mouth, method, own_voice_db=own_voice_threshold_db(mics, look, mouth))
     started = time.perf_counter()
     outs, mouths, looks = [], [], []
     for i in range(0, len(mixture), BLOCK):

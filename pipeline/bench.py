@@ -375,8 +375,8 @@ def language_figures(runs: list[Run]) -> dict[str, int] | None:
 def speaker_figures(runs: list[Run]) -> dict[str, Any] | None:
     """Per speaker the references name ("wearer", "partner"): WER (each reference utterance against
     the final words falling on it), final latency, and how many of its utterances the pipeline
-    labelled right (the label of most of the words on it) and, for the wearer, were translated as
-    another speaker's. None when no reference names speakers."""
+    labelled right (the label of most of the words on it; ``labelled`` counts those with any word
+    recognised) and, for the wearer, were translated as another speaker's. None when no reference names speakers."""
     by_speaker: dict[str, dict[str, Any]] = {}
     for run in runs:
         references = run.reference.utterances
@@ -399,15 +399,17 @@ def speaker_figures(runs: list[Run]) -> dict[str, Any] | None:
             if not utterance.speaker:
                 continue
             figures = by_speaker.setdefault(
-                utterance.speaker, {"pairs": [], "finals": [], "labelled_right": 0, "utterances": 0, "translated": 0}
+                utterance.speaker,
+                {"pairs": [], "finals": [], "labelled": 0, "labelled_right": 0, "utterances": 0, "translated": 0},
             )
             language = (utterance.language or run.reference.language or "en").split("-")[0]
             figures["pairs"].append(((utterance.text, " ".join(words[i])), language))
             if timing.final is not None:
                 figures["finals"].append(timing.final)
             figures["utterances"] += 1
-            heard = max(labels[i], key=labels[i].__getitem__) if labels[i] else None
-            figures["labelled_right"] += heard == utterance.speaker
+            if labels[i]:  # an utterance none of whose words were recognised carries no label
+                figures["labelled"] += 1
+                figures["labelled_right"] += max(labels[i], key=labels[i].__getitem__) == utterance.speaker
             figures["translated"] += utterance.speaker == "wearer" and i in translated
     if not by_speaker:
         return None
@@ -423,6 +425,7 @@ def speaker_figures(runs: list[Run]) -> dict[str, Any] | None:
             "final_p50": _round(percentile(figures["finals"], 50)),
             "final_p95": _round(percentile(figures["finals"], 95)),
             "utterances": figures["utterances"],
+            "labelled": figures["labelled"],
             "labelled_right": figures["labelled_right"],
         }
         if speaker == "wearer":
@@ -653,6 +656,7 @@ def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
             (f"{who} WER", ("speakers", who, "wer")),
             (f"{who} final p50 s", ("speakers", who, "final_p50")),
             (f"{who} labelled right", ("speakers", who, "labelled_right")),
+            (f"{who} with words", ("speakers", who, "labelled")),
             (f"{who} utterances", ("speakers", who, "utterances")),
         ]
     if "wearer" in speakers:

@@ -190,6 +190,7 @@ def test_speaker_figures_score_each_speaker_and_the_labels_on_a_hand_made_timeli
         "final_p50": pytest.approx(0.5),
         "final_p95": pytest.approx(0.5),
         "utterances": 1,
+        "labelled": 1,
         "labelled_right": 1,
     }
     assert figures["wearer"]["wer"] == 0.5 and figures["wearer"]["labelled_right"] == 0
