@@ -117,7 +117,8 @@ def locate(spec: ModelSpec, file: ModelFile) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """A file's SHA-256, hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
@@ -265,13 +266,13 @@ def verify(spec: ModelSpec) -> list[str]:
         except ModelError as e:
             problems.append(str(e))
             continue
-        if f.sha256 and _sha256(path) != f.sha256:
+        if f.sha256 and sha256(path) != f.sha256:
             problems.append(f"model '{spec.id}': {path} fails its checksum; reinstall {f.package}")
     if not problems and spec.needs_join:
         try:
             directory = model_dir(spec)
             for name, digest in spec.into_sha256:
-                if _sha256(directory / name) != digest:
+                if sha256(directory / name) != digest:
                     problems.append(f"model '{spec.id}': {directory / name} fails its checksum; delete it to rebuild")
         except ModelError as e:
             problems.append(str(e))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
 import os
 import subprocess
@@ -111,14 +110,6 @@ def _probe_archive(library: Path, archive: Path) -> None:
         raise ModelError(f"{archive}: DeepFilterNet cannot load this model ({reason or 'it failed'})")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @functools.cache
 def _bundled_files(spec: models.ModelSpec) -> tuple[Path, Path]:
     """A registry model's library and archive, checked once a process (its checksum takes 30 ms)."""
@@ -127,7 +118,7 @@ def _bundled_files(spec: models.ModelSpec) -> tuple[Path, Path]:
         raise ModelError(f"model '{spec.id}': the registry entry needs a library and a model archive")
     library, archive = models.locate(spec, files[".so"]), models.locate(spec, files[".gz"])
     _check_archive(archive)
-    if files[".gz"].sha256 and _sha256(archive) != files[".gz"].sha256:
+    if files[".gz"].sha256 and models.sha256(archive) != files[".gz"].sha256:
         raise ModelError(f"model '{spec.id}': {archive} fails its checksum; reinstall {files['.gz'].package}")
     return library, archive
 
