@@ -28,6 +28,7 @@ from pipeline.backends.translators import TextTranslator
 from pipeline.backends.voice import Voice
 from pipeline.backends.whisper import Decoder, WhisperDecoder
 from pipeline.config import Config
+from pipeline.errors import ConfigError
 from pipeline.events import AudioChunk, Transcript, Translation
 from pipeline.outputs.speech import SpeakerDevice, SpeechBranch, SpeechWav
 from pipeline.runner import Clock, Emission, Policy, Sink, Stage, Stats, run_graph
@@ -138,7 +139,8 @@ def live_graph(
     save_frontend: Path | None = None,
 ) -> tuple[list[Stage[Any, Any]], list[Stage[Any, Any]]]:
     """The live trunk's stages and its taps. The front-end is the device profile's beamformer
-    (``[frontend]``) when it names microphones, or whenever its output is to be saved."""
+    (``[frontend]``) when it names microphones, with noise suppression when ``denoise``, or a
+    pass-through whenever its output is to be saved."""
     array = config.frontend
     if frontend is None and (array.microphones or array.denoise or save_frontend is not None):
         frontend = FrontendStage(array, clock, save_frontend)
@@ -158,6 +160,7 @@ def live_graph(
     # Per-speaker actions are for the array's labels; a session's own label (``speaker``: a second
     # stream of the wearer's voice) is translated as the session's settings say.
     actions = {"partner": array.partner, "wearer": array.wearer} if own_voice_db is not None else {}
+
     stages: list[Stage[Any, Any]] = [
         vad,
         StreamingAsrStage(
@@ -209,6 +212,13 @@ async def run_live(
     With ``handle_interrupt`` the first Ctrl-C stops the source, so the open utterance is
     finalised and everything is delivered; a second one interrupts at once.
     """
+    array = config.frontend
+    text_backend = backend in ("apertium", "ctranslate2")
+    if text_backend and array.microphones and array.wearer == "translate" and array.wearer_language:
+        raise ConfigError(
+            "frontend.wearer = translate with wearer_language needs the whisper backend (into English): "
+            "a text translator translates from the partner's language only"
+        )
     own_translator = translator is None and backend in ("apertium", "ctranslate2")
     if own_translator:
         translator = text_translator(config, backend)
