@@ -327,7 +327,10 @@ def test_a_display_gets_only_its_sessions_subtitles_and_every_final() -> None:
         assert code == display_code == 1000
         assert shown and all(r["type"] == "subtitle" for r in shown)
         client_finals = [r["lines"] for r in records if r["type"] == "subtitle" and r["final"]]
-        assert [r["lines"] for r in shown if r["final"]] == client_finals and len(client_finals) == 3
+        assert [r["lines"] for r in shown if r["final"]] == client_finals
+        # Every word reached a final (how many finals it took depends on when decodes fell, since
+        # this session runs live, faster than real time: 2 or 3 sentence ends).
+        assert " ".join(" ".join(lines) for lines in client_finals).split() == FULL_TEXT.split()
         other_finals = [r["lines"] for r in others if r["type"] == "subtitle" and r["final"]]
         assert not any(lines in client_finals for lines in other_finals)
 
