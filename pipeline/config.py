@@ -210,6 +210,10 @@ class FrontendConfig:
     #: Steer the adaptive beam by the partner's transfer function estimated from speech, where it
     #: is close to ``look`` (else the look direction's plane wave).
     estimate_steering: bool = False
+    #: MVDR's diagonal loading, as a fraction of the noise covariance's mean eigenvalue: more
+    #: moves the beam toward delay-and-sum. 0.1 rather than 1e-3: partner WER 79.4% -> 77.5%
+    #: (4 mic) and 79.3% -> 76.7% (5 mic) on 12 simulated rooms each, SI-SDR +1.1 dB; 1.0: 81.0%.
+    diagonal_loading: float = 0.1
     #: What happens to the utterances the array labels as each speaker's: "translate" (when a
     #: target is set), "caption" (recognised and shown, never translated or spoken) or "drop"
     #: (not recognised). The wearer is captioned by default; the partner translated.
@@ -233,6 +237,7 @@ class FrontendConfig:
         for who in ("partner", "wearer"):
             action = getattr(self, who)
             _check(action in SPEAKER_ACTIONS, f"frontend.{who} must be one of {', '.join(SPEAKER_ACTIONS)}")
+        _check(0.0 <= self.diagonal_loading <= 100.0, "frontend.diagonal_loading must be 0 to 100")
         _check(0.0 <= self.denoise_limit_db <= 100.0, "frontend.denoise_limit_db must be 0 to 100")
         _check(0.0 <= self.denoise_gain_db <= 60.0, "frontend.denoise_gain_db must be 0 to 60")
         code = self.wearer_language

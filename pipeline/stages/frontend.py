@@ -76,6 +76,7 @@ class FrontendStage:
                 self.config.beamformer,
                 SAMPLE_RATE,
                 estimate_steering=self.config.estimate_steering,
+                loading=self.config.diagonal_loading,
                 own_voice_db=own_voice_threshold_db(
                     np.array(self.config.microphones), np.array(self.config.look), np.array(self.config.mouth)
                 ),
