@@ -40,7 +40,15 @@ def run(mixture: np.ndarray, profile: Path, method: str) -> tuple[np.ndarray, np
     frontend = load_config([profile]).frontend
     mics, look, mouth = np.array(frontend.microphones), np.array(frontend.look), np.array(frontend.mouth)
     # As the live front-end runs it: its own-voice threshold moves the output to the wearer's mouth.
-    former = StreamingBeamformer(mics, look, mouth, method, own_voice_db=own_voice_threshold_db(mics, look, mouth))
+    former = StreamingBeamformer(
+        mics,
+        look,
+        mouth,
+        method,
+        estimate_steering=frontend.estimate_steering,
+        loading=frontend.diagonal_loading,
+        own_voice_db=own_voice_threshold_db(mics, look, mouth),
+    )
     started = time.perf_counter()
     outs, mouths, looks = [], [], []
     for i in range(0, len(mixture), BLOCK):
@@ -81,6 +89,13 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, required=True, help="the device profile the scenes were made for")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
     parser.add_argument("--json", type=Path, help="write every figure as JSON")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        metavar="DIR",
+        help="write each method's output as DIR/<scene>.<method>.wav with its reference beside it "
+        "(for benchmarks/offline_wer.py: faster-whisper's offline WER per method)",
+    )
     args = parser.parse_args()
     files = sorted(
         f for d in args.scenes for f in (d.glob("scene_*.wav") if d.is_dir() else [d]) if f.name.count(".") == 1
@@ -94,6 +109,11 @@ def main() -> None:
         row: dict[str, Any] = {}
         for method in methods:
             output, mouth, look, seconds = run(mixture, args.profile, method)
+            if args.save:
+                args.save.mkdir(parents=True, exist_ok=True)
+                name = f"{path.parent.name}.{path.stem}.{method}"
+                soundfile.write(args.save / f"{name}.wav", output.astype(np.float32), rate, subtype="FLOAT")
+                (args.save / f"{name}.ref.json").write_text(path.with_suffix(".ref.json").read_text())
             row[method] = {
                 "si_sdr": round(partner_sdr(output, partner, segments, rate), 2),
                 "rtf": seconds / (len(mixture) / rate),
