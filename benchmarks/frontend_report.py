@@ -19,6 +19,7 @@ WER is measured by ``livesub bench`` with a configuration per method (see benchm
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -27,9 +28,10 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from pipeline.algos.beamform import METHODS, StreamingBeamformer, own_voice_threshold_db
+from pipeline.algos.beamform import METHODS
 from pipeline.algos.metrics import si_sdr
 from pipeline.config import load_config
+from pipeline.stages.frontend import beamformer, own_voice_db
 
 BLOCK = 1600
 
@@ -37,18 +39,8 @@ BLOCK = 1600
 def run(mixture: np.ndarray, profile: Path, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The method's output, per frame the mouth and look beams' power (own-voice evidence), and
     compute seconds."""
-    frontend = load_config([profile]).frontend
-    mics, look, mouth = np.array(frontend.microphones), np.array(frontend.look), np.array(frontend.mouth)
-    # As the live front-end runs it: its own-voice threshold moves the output to the wearer's mouth.
-    former = StreamingBeamformer(
-        mics,
-        look,
-        mouth,
-        method,
-        estimate_steering=frontend.estimate_steering,
-        loading=frontend.diagonal_loading,
-        own_voice_db=own_voice_threshold_db(mics, look, mouth),
-    )
+    # As the live front-end runs it (its own-voice threshold moves the output to the wearer's mouth).
+    former = beamformer(dataclasses.replace(load_config([profile]).frontend, beamformer=method))
     started = time.perf_counter()
     outs, mouths, looks = [], [], []
     for i in range(0, len(mixture), BLOCK):
@@ -132,10 +124,8 @@ def main() -> None:
         rtf = np.mean([figures[f][method]["rtf"] for f in figures])
         gain = f", over microphone 1 {np.mean(gains):+.2f} dB (min {min(gains):+.2f})" if gains else ""
         print(f"  {method:6s} {np.mean(values):6.2f} dB{gain}, RTF {rtf:.4f}")
-    frontend = load_config([args.profile]).frontend
-    threshold = own_voice_threshold_db(
-        np.array(frontend.microphones), np.array(frontend.look), np.array(frontend.mouth)
-    )
+    threshold = own_voice_db(load_config([args.profile]).frontend)
+    assert threshold is not None, "a device profile names microphones"
     for method in ("fixed", "mvdr"):
         pairs = [e for f in figures for e in figures[f].get(method, {}).get("own_voice", [])]
         if pairs:

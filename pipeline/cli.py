@@ -120,7 +120,8 @@ def _array_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _array_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return _given(wearer_language=args.wearer_language, wearer=args.wearer)
+    """The ``[frontend]`` settings given on the command line (commands without the options give none)."""
+    return _given(wearer_language=getattr(args, "wearer_language", None), wearer=getattr(args, "wearer", None))
 
 
 def _batch_options(parser: argparse.ArgumentParser, done: str) -> None:
@@ -313,7 +314,9 @@ def _config(args: argparse.Namespace) -> Config:
     overrides = {
         "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
-        "frontend": _array_overrides(args) if hasattr(args, "wearer_language") else {},
+        "frontend": _given(
+            wearer_language=getattr(args, "wearer_language", None), wearer=getattr(args, "wearer", None)
+        ),
         "display": _given(show_source=getattr(args, "show_source", None)),
         "tts": _given(
             enabled=True if any(getattr(args, a, None) for a in ("speak", "speak_to", "speaker_device")) else None,
@@ -600,7 +603,9 @@ def _bench(args: argparse.Namespace) -> int:
     overrides = {
         "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
-        "frontend": _array_overrides(args) if hasattr(args, "wearer_language") else {},
+        "frontend": _given(
+            wearer_language=getattr(args, "wearer_language", None), wearer=getattr(args, "wearer", None)
+        ),
         "tts": _given(enabled=True if args.speak or args.speak_to else None, voice=args.voice),
     }
     if args.speak_to is not None:

@@ -19,10 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from pipeline import models
-from pipeline.algos.beamform import own_voice_threshold_db
 from pipeline.algos.live_segmenter import FrameDetector, SpanDetector
 from pipeline.backends.translators import TextTranslator
 from pipeline.backends.voice import Voice
@@ -33,7 +30,7 @@ from pipeline.events import AudioChunk, Transcript, Translation
 from pipeline.outputs.speech import SpeakerDevice, SpeechBranch, SpeechWav
 from pipeline.runner import Clock, Emission, Policy, Sink, Stage, Stats, run_graph
 from pipeline.stages.asr import RecordingAsrStage
-from pipeline.stages.frontend import FrontendStage
+from pipeline.stages.frontend import FrontendStage, own_voice_db
 from pipeline.stages.streaming import StreamingAsrStage
 from pipeline.stages.subtitles import SubtitleStage
 from pipeline.stages.translate import TranslationStage, choose_backend, text_translator
@@ -145,21 +142,17 @@ def live_graph(
     if frontend is None and (array.microphones or array.denoise or save_frontend is not None):
         frontend = FrontendStage(array, clock, save_frontend)
     # With an array, the front-end's evidence labels each utterance "wearer" or "partner".
-    own_voice_db = (
-        own_voice_threshold_db(np.array(array.microphones), np.array(array.look), np.array(array.mouth))
-        if array.microphones
-        else None
-    )
+    threshold = own_voice_db(array)
     vad = LiveVadStage(
         config.vad,
         clock,
         is_speech=detectors.is_speech if detectors else None,
         speech_spans=detectors.speech_spans if detectors else None,
-        own_voice_db=own_voice_db,
+        own_voice_db=threshold,
     )
     # Per-speaker actions are for the array's labels; a session's own label (``speaker``: a second
     # stream of the wearer's voice) is translated as the session's settings say.
-    actions = {"partner": array.partner, "wearer": array.wearer} if own_voice_db is not None else {}
+    actions = {"partner": array.partner, "wearer": array.wearer} if threshold is not None else {}
 
     stages: list[Stage[Any, Any]] = [
         vad,

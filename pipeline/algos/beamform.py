@@ -33,6 +33,8 @@ SPEED_OF_SOUND = 343.0
 CONDITION_CAP = 100.0
 #: Diagonal loading, as a fraction of the covariance's mean eigenvalue.
 DIAGONAL_LOADING = 1e-3
+#: The band own-voice evidence and the noise floor are measured in: speech, in Hz.
+SPEECH_BAND_HZ = (200.0, 4000.0)
 
 
 def stft_frequencies(n_fft: int, rate: int) -> Real:
@@ -255,8 +257,7 @@ class StreamingBeamformer:
         self.fixed = superdirective_weights(self.mics, self.look_steering, freqs)
         self.mouth_beam = superdirective_weights(self.mics, self.mouth_steering, freqs)
         self.weights = self.fixed
-        # The band the own-voice evidence and the noise floor are measured in: speech, 200-4000 Hz.
-        self._band = (freqs >= 200.0) & (freqs <= 4000.0)
+        self._band = (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])
         self._alpha = float(np.exp(-self.hop / (noise_time_s * rate)))
         self._noise_margin_db = noise_margin_db
         self._speech_margin_db = speech_margin_db
@@ -393,7 +394,7 @@ def own_voice_threshold_db(mics: Real, look: Real, mouth: Real, rate: int = 16_0
     says "the wearer", from the geometry alone: the values the wearer's mouth and a diffuse field
     give to speech-shaped sound, and ``OWN_VOICE_FRACTION`` of the way from the second to the first."""
     freqs = stft_frequencies(n_fft, rate)
-    band = (freqs >= 200.0) & (freqs <= 4000.0)
+    band = (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])
     weights = np.minimum(1.0, (SPEECH_CORNER_HZ / freqs[band]) ** SPEECH_SLOPE)
     toward_mouth = near_field_steering(mics, mouth, freqs)
     look_beam = superdirective_weights(mics, far_field_steering(mics, look, freqs), freqs)[band]

@@ -9,6 +9,7 @@ when asked, writes what it hands to recognition to a WAV file (``--save-frontend
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,29 @@ from pipeline.config import FrontendConfig
 from pipeline.errors import AudioError
 from pipeline.events import SAMPLE_RATE, AudioChunk, Samples
 from pipeline.runner import Clock
+
+
+@functools.cache
+def own_voice_db(config: FrontendConfig) -> float | None:
+    """The threshold of own-voice evidence the profile's geometry gives (None without an array):
+    computed once per profile, for the beam and for VAD's labels alike."""
+    if not config.microphones:
+        return None
+    return own_voice_threshold_db(np.array(config.microphones), np.array(config.look), np.array(config.mouth))
+
+
+def beamformer(config: FrontendConfig) -> StreamingBeamformer:
+    """The profile's beam with its settings, as the live front-end runs it."""
+    return StreamingBeamformer(
+        np.array(config.microphones),
+        np.array(config.look),
+        np.array(config.mouth),
+        config.beamformer,
+        SAMPLE_RATE,
+        estimate_steering=config.estimate_steering,
+        loading=config.diagonal_loading,
+        own_voice_db=own_voice_db(config),
+    )
 
 
 def check_channels(config: FrontendConfig, channels: int) -> None:
@@ -69,18 +93,7 @@ class FrontendStage:
     def _check(self, chunk: AudioChunk) -> None:
         check_channels(self.config, chunk.channels)
         if chunk.channels > 1 and self._beam is None:
-            self._beam = StreamingBeamformer(
-                np.array(self.config.microphones),
-                np.array(self.config.look),
-                np.array(self.config.mouth),
-                self.config.beamformer,
-                SAMPLE_RATE,
-                estimate_steering=self.config.estimate_steering,
-                loading=self.config.diagonal_loading,
-                own_voice_db=own_voice_threshold_db(
-                    np.array(self.config.microphones), np.array(self.config.look), np.array(self.config.mouth)
-                ),
-            )
+            self._beam = beamformer(self.config)
 
     def _process(self, samples: Samples) -> tuple[Samples, tuple[float, float] | None]:
         if self._beam is None:

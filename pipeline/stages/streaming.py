@@ -306,9 +306,8 @@ class StreamingAsrStage:
             agreement = LocalAgreement(self._config.agree_gap_s)
             utterance = OpenUtterance(next(self._ids), piece.start, vad_id=piece.utterance, agreement=agreement)
             if not self._label(utterance, piece.speaker):
-                self._dropped.add(piece.utterance)
-                if piece.final:
-                    self._dropped.discard(piece.utterance)
+                if not piece.final:  # its later pieces are skipped too
+                    self._dropped.add(piece.utterance)
                 return
             self._by_vad_id[piece.utterance] = utterance
             self._open.append(utterance)
