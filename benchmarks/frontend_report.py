@@ -110,7 +110,7 @@ def main() -> None:
                 "si_sdr": round(partner_sdr(output, partner, segments, rate), 2),
                 "rtf": seconds / (len(mixture) / rate),
             }
-            if method in ("fixed", "mvdr") and any(s.get("speaker") == "wearer" for s in segments):
+            if method in ("fixed", "mvdr"):
                 row[method]["own_voice"] = utterance_evidence(mouth, look, segments, 128 / rate)
         figures[str(path)] = row
         print(path.name, "  ".join(f"{m} {row[m]['si_sdr']:6.2f} dB" for m in methods), flush=True)
@@ -133,10 +133,12 @@ def main() -> None:
             partner = [v for s, v in pairs if s != "wearer"]
             right = sum((v >= threshold) == (s == "wearer") for s, v in pairs)
             print(f"labels at the profile's threshold {threshold:.2f} dB: {right} of {len(pairs)} right")
-            print(
-                f"own-voice evidence ({method} run): wearer {min(wearer):.1f} to {max(wearer):.1f} dB "
-                f"(n={len(wearer)}), partner {min(partner):.1f} to {max(partner):.1f} dB (n={len(partner)})"
-            )
+            spans = {
+                name: f"{min(v):.1f} to {max(v):.1f} dB (n={len(v)})"
+                for name, v in (("wearer", wearer), ("partner", partner))
+                if v
+            }
+            print(f"own-voice evidence ({method} run): " + ", ".join(f"{k} {v}" for k, v in spans.items()))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
 

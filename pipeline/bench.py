@@ -582,6 +582,7 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
                 "tentative": e.event.tentative,
                 "start": e.event.start,
                 "end": e.event.end,
+                "speaker": e.event.speaker,
                 "emitted": e.wall,
                 "stream": e.stream,
             }

@@ -456,3 +456,43 @@ def test_each_labelled_speaker_gets_their_action_language_and_task() -> None:
                 assert isinstance(event, Translation) and event.source_language == "es"
         assert {task for language, task in seen if language == "en"} <= {"transcribe"}
         assert ("en", "transcribe") in seen if wearer == "caption" else all(lang == "es" for lang, _ in seen)
+
+
+def test_an_utterance_whose_first_pieces_told_nobody_takes_the_first_label_before_it_is_decoded() -> None:
+    # In noise the first 0.1-0.3 s of speech may hold no frame loud enough for the array to tell
+    # whose voice it is: VAD sends those pieces unlabelled, the later ones labelled.
+    async def late(who: str, unlabelled_s: float) -> AsyncIterator[SpeechSegment]:
+        async for piece in _pieces([(0, 0.0, 3.8)]):
+            told = piece.final or piece.end > unlabelled_s * SAMPLE_RATE
+            yield dataclasses.replace(piece, speaker=who if told else None)
+
+    def finals(wearer: str, unlabelled_s: float) -> list[Transcript | Translation]:
+        stage = StreamingAsrStage(
+            ScriptedDecoder(),
+            AsrConfig(language="es"),
+            StreamingConfig(partial_interval_s=0.3, first_decode_s=0.5, commit_margin_s=0.3),
+            translate=True,
+            actions={"partner": "translate", "wearer": wearer},
+            wearer_language="en",
+            clock=Clock(replay=True),  # a decode every 0.3 s of audio: deterministic
+        )
+        return [e for e in asyncio.run(_collect(stage, late("wearer", unlabelled_s))) if e.final]
+
+    [final] = finals("caption", 0.3)
+    assert isinstance(final, Transcript) and final.speaker == "wearer" and final.language == "en"
+    assert finals("drop", 0.3) == []
+    # Once decoding has begun the utterance keeps what it was decoded as (the session's default).
+    kept = finals("drop", 2.0)
+    assert any(isinstance(e, Translation) for e in kept) and all(e.speaker is None for e in kept)
+    # Decoded already, a label that asks for what it is decoded as (the partner's: translated) still
+    # names its speaker.
+    stage = StreamingAsrStage(
+        ScriptedDecoder(),
+        AsrConfig(language="es"),
+        StreamingConfig(partial_interval_s=0.3, first_decode_s=0.5, commit_margin_s=0.3),
+        translate=True,
+        actions={"partner": "translate", "wearer": "caption"},
+        clock=Clock(replay=True),
+    )
+    events = asyncio.run(_collect(stage, late("partner", 2.0)))
+    assert [e.speaker for e in events if e.final] == ["partner", "partner"]

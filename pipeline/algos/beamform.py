@@ -284,6 +284,7 @@ class StreamingBeamformer:
         self.speech_frames = 0
         self._since_update = 0
         self._floor_db: float | None = None
+        self._noise_power = np.zeros(2)  # the mouth and look beams' power in noise, speech band
         self._skip = self.hop  # the first frame's first half lies before the stream
         self.taken = 0  # input samples so far
         self.given = 0  # output samples so far
@@ -324,9 +325,22 @@ class StreamingBeamformer:
         band = spectrum[:, self._band]
         look = np.sum(np.abs(apply(self.fixed[self._band], band)) ** 2, axis=1)
         mouth = np.sum(np.abs(apply(self.mouth_beam[self._band], band)) ** 2, axis=1)
-        states = [self._is_noise(10.0 * np.log10(p + 1e-20)) for p in look]
-        # Own-voice evidence from frames of speech only: noise would pull it toward a diffuse field's.
+        states = []
+        noise_mouth, noise_look = np.empty(len(look)), np.empty(len(look))
+        for t, power in enumerate(look):
+            noise, speech = self._is_noise(10.0 * np.log10(power + 1e-20))
+            if noise:  # each beam's noise power, as the noise covariance is tracked
+                heard = np.array([mouth[t], power])
+                alpha = self._alpha if self._noise_power[1] > 0.0 else 0.0
+                self._noise_power = alpha * self._noise_power + (1 - alpha) * heard
+            states.append((noise, speech))
+            noise_mouth[t], noise_look[t] = self._noise_power
+        # Own-voice evidence from frames of speech only, less each beam's noise: noise would pull
+        # it toward the noise's own value (a diffuse field's, or with noise in each microphone
+        # apart, the ratio of the beams' white-noise gains, which is above the threshold).
         speaking = np.array([speech for _, speech in states], dtype=bool)
+        mouth = np.maximum(mouth - noise_mouth, 0.0)
+        look = np.maximum(look - noise_look, 0.0)
         evidence = (np.where(speaking, mouth, 0.0), np.where(speaking, look, 0.0))
         if self.method in ("mean", "first"):
             mono = x.mean(axis=1) if self.method == "mean" else x[:, 0]

@@ -90,6 +90,7 @@ class StreamingAsrStage:
         self._wearer_language = wearer_language
         self._dropped: set[int] = set()  # VAD utterances not recognised (their speaker's action is drop)
         self._labels: dict[int, str | None] = {}  # VAD utterance -> the front-end's latest label
+        self._unlabelled: set[int] = set()  # VAD utterances whose first pieces told nobody's voice
         self._clock = clock or Clock()
         self._open: deque[OpenUtterance] = deque()  # oldest first
         self._by_vad_id: dict[int, OpenUtterance] = {}  # VAD's utterance -> the ASR utterance taking its audio
@@ -311,15 +312,39 @@ class StreamingAsrStage:
                 return
             self._by_vad_id[piece.utterance] = utterance
             self._open.append(utterance)
+            if piece.speaker is None:
+                self._unlabelled.add(piece.utterance)
+        elif piece.utterance in self._unlabelled and piece.speaker is not None:
+            # The first pieces were too short (or too faint: VAD may start on a side talker before
+            # the partner speaks) to tell whose voice it is: the first piece that tells labels the
+            # utterance, if nothing of it has been decoded yet or it is decoded as that label asks.
+            self._unlabelled.discard(piece.utterance)
+            action = self._action(piece.speaker)
+            alike = (
+                action != "drop"
+                and (self._translating and action == "translate") == utterance.translating
+                and not (piece.speaker == "wearer" and self._wearer_language)
+            )
+            if (utterance.decoded == 0 or alike) and not self._label(utterance, piece.speaker):
+                self._open.remove(utterance)
+                del self._by_vad_id[piece.utterance]
+                if not piece.final:
+                    self._dropped.add(piece.utterance)
+                return
+        if piece.final:
+            self._unlabelled.discard(piece.utterance)
         voiced_until = piece.voiced_until if piece.voiced_until is not None else piece.end
         utterance.take(piece.audio, voiced_until, piece.pauses, piece.end if piece.final else None)
+
+    def _action(self, label: str | None) -> str:
+        return self._actions.get(label, "translate") if label is not None else "translate"
 
     def _label(self, utterance: OpenUtterance, label: str | None) -> bool:
         """Says who spoke the new utterance (the front-end's label, else the session's) and sets
         what that speaker's action asks: whether it is translated, in which language it is heard.
         False when the action is to drop it."""
         utterance.speaker = label or self._speaker
-        action = self._actions.get(label, "translate") if label is not None else "translate"
+        action = self._action(label)
         utterance.translating = self._translating and action == "translate"
         if label == "wearer" and self._wearer_language:
             utterance.language = self._wearer_language
