@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -496,3 +497,29 @@ def test_an_utterance_whose_first_pieces_told_nobody_takes_the_first_label_befor
     )
     events = asyncio.run(_collect(stage, late("partner", 2.0)))
     assert [e.speaker for e in events if e.final] == ["partner", "partner"]
+
+
+def test_where_the_array_labels_utterances_an_unlabelled_one_waits_for_its_label_before_decoding() -> None:
+    # The partner spoke (labelled); then VAD starts an utterance 1.5 s before anything in it is loud
+    # enough to tell it is the wearer's. Decoded at 0.5 s as the default it would be translated:
+    # it waits for its label (up to LABEL_WAIT_S), and the wearer's action, drop, is kept.
+    async def pieces() -> AsyncIterator[SpeechSegment]:
+        async for piece in _pieces([(0, 0.0, 3.8), (1, 5.0, 8.8)]):
+            told = piece.utterance == 0 or piece.final or piece.end > 6.5 * SAMPLE_RATE
+            yield dataclasses.replace(piece, speaker=("partner", "wearer")[piece.utterance] if told else None)
+
+    def run(wait: bool) -> list[Transcript | Translation]:
+        stage = StreamingAsrStage(
+            ScriptedDecoder(script=SCRIPT + [(t, s + 5.0, e + 5.0) for t, s, e in SCRIPT]),
+            AsrConfig(language="es"),
+            StreamingConfig(partial_interval_s=0.3, first_decode_s=0.5, commit_margin_s=0.3),
+            translate=True,
+            actions={"partner": "translate", "wearer": "drop"},
+            clock=Clock(replay=True),
+        )
+        with mock.patch("pipeline.stages.streaming.LABEL_WAIT_S", 2.0 if wait else 0.0):
+            return asyncio.run(_collect(stage, pieces()))
+
+    events = run(wait=True)
+    assert events and {e.speaker for e in events} == {"partner"} and all(e.start < 5.0 for e in events)
+    assert any(e.start >= 5.0 and e.speaker is None for e in run(wait=False))  # what the wait prevents

@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 
 #: An utterance with less audio than this is not decoded, in seconds.
 MIN_AUDIO_S = 0.1
+#: Where the array labels utterances, one VAD started without a label (on a faint onset, or a side
+#: talker before the partner spoke) waits for its label before its first decode, up to this much
+#: audio, in seconds: decoded as the session's default, a wearer's utterance would be translated.
+LABEL_WAIT_S = 2.0
 #: Characters of earlier text given to Whisper as its prompt, at most (the vocabulary comes first).
 PROMPT_CHARS = 300
 #: In a conversation of several languages, an utterance's language is decided by its first decode
@@ -91,6 +95,7 @@ class StreamingAsrStage:
         self._dropped: set[int] = set()  # VAD utterances not recognised (their speaker's action is drop)
         self._labels: dict[int, str | None] = {}  # VAD utterance -> the front-end's latest label
         self._unlabelled: set[int] = set()  # VAD utterances whose first pieces told nobody's voice
+        self._labels_seen = False  # the array has labelled a piece: the input is the array's
         self._clock = clock or Clock()
         self._open: deque[OpenUtterance] = deque()  # oldest first
         self._by_vad_id: dict[int, OpenUtterance] = {}  # VAD's utterance -> the ASR utterance taking its audio
@@ -300,6 +305,7 @@ class StreamingAsrStage:
                 self._dropped.discard(piece.utterance)
             return
         self._labels[piece.utterance] = piece.speaker
+        self._labels_seen |= piece.speaker is not None
         if piece.final:
             del self._labels[piece.utterance]  # no utterance is split off a closed one
         utterance = self._by_vad_id.get(piece.utterance)
@@ -336,6 +342,13 @@ class StreamingAsrStage:
         voiced_until = piece.voiced_until if piece.voiced_until is not None else piece.end
         utterance.take(piece.audio, voiced_until, piece.pauses, piece.end if piece.final else None)
 
+    def _awaits_label(self, utterance: OpenUtterance) -> bool:
+        return (
+            self._labels_seen
+            and utterance.vad_id in self._unlabelled
+            and utterance.samples < LABEL_WAIT_S * SAMPLE_RATE
+        )
+
     def _action(self, label: str | None) -> str:
         return self._actions.get(label, "translate") if label is not None else "translate"
 
@@ -362,7 +375,11 @@ class StreamingAsrStage:
             finished: OpenUtterance | None = utterance
             if utterance.end is not None:
                 events = [await self._final(utterance)]
-            elif utterance.samples >= first and utterance.samples - utterance.decoded >= step:
+            elif (
+                utterance.samples >= first
+                and utterance.samples - utterance.decoded >= step
+                and not self._awaits_label(utterance)
+            ):
                 events = [await self._partial(utterance)]
                 at = None if utterance.translating else utterance.sentence_end(self._config.commit_margin_s)
                 if at is None:
