@@ -7,9 +7,11 @@ For every scene made by ``benchmarks/simulate_glasses.py`` (``scene_NN.wav`` wit
 - SI-SDR of the output against the partner's reverberant image at microphone 1, over the
   partner's reference utterances (the wearer's turns are not the partner's signal), and its gain
   over microphone 1 alone;
-- for conversations, the own-voice evidence (mouth beam over look beam, dB) averaged over each
-  reference utterance's loud frames, and how many utterances a threshold labels right;
-- the beamformer's real-time factor on this machine.
+- the own-voice evidence (mouth beam over look beam, dB) averaged over each reference
+  utterance's loud frames, and how many utterances the profile's threshold labels right;
+- the beamformer's real-time factor on this machine;
+- with ``--denoise 6,12``, each method's output through DeepFilterNet at those attenuation
+  limits too (``mvdr+df6``...): SI-SDR and the real-time factor of beam and DeepFilterNet.
 
 WER is measured by ``livesub bench`` with a configuration per method (see benchmarks/README.md).
 
@@ -30,6 +32,7 @@ import soundfile
 
 from pipeline.algos.beamform import METHODS
 from pipeline.algos.metrics import si_sdr
+from pipeline.backends.deepfilter import DeepFilter
 from pipeline.config import load_config
 from pipeline.stages.frontend import beamformer, own_voice_db
 
@@ -51,6 +54,15 @@ def run(mixture: np.ndarray, profile: Path, method: str) -> tuple[np.ndarray, np
     outs.append(former.flush())
     seconds = time.perf_counter() - started
     return np.concatenate(outs), np.concatenate(mouths), np.concatenate(looks), seconds
+
+
+def denoise(output: np.ndarray, limit_db: float) -> tuple[np.ndarray, float]:
+    """The output through DeepFilterNet in 100 ms blocks, as live runs it, and compute seconds."""
+    started = time.perf_counter()
+    with DeepFilter(limit_db) as model:
+        blocks = [model.process(output[i : i + BLOCK].astype(np.float32)) for i in range(0, len(output), BLOCK)]
+        blocks.append(model.flush())
+    return np.concatenate(blocks)[: len(output)], time.perf_counter() - started
 
 
 def partner_sdr(output: np.ndarray, partner: np.ndarray, segments: list[dict[str, Any]], rate: int) -> float:
@@ -80,6 +92,12 @@ def main() -> None:
     parser.add_argument("scenes", nargs="+", type=Path, help="directories of scenes (or scene WAV files)")
     parser.add_argument("--profile", type=Path, required=True, help="the device profile the scenes were made for")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
+    parser.add_argument(
+        "--denoise",
+        default="",
+        metavar="LIMITS",
+        help="DeepFilterNet attenuation limits in dB, e.g. 6,12 (default: none)",
+    )
     parser.add_argument("--json", type=Path, help="write every figure as JSON")
     parser.add_argument(
         "--save",
@@ -93,6 +111,8 @@ def main() -> None:
         f for d in args.scenes for f in (d.glob("scene_*.wav") if d.is_dir() else [d]) if f.name.count(".") == 1
     )
     methods = args.methods.split(",")
+    limits = [float(v) for v in args.denoise.split(",") if v]
+    names = methods + [f"{m}+df{v:g}" for m in methods for v in limits]
     figures: dict[str, dict[str, Any]] = {}
     for path in files:
         mixture, rate = soundfile.read(path)
@@ -110,20 +130,26 @@ def main() -> None:
                 "si_sdr": round(partner_sdr(output, partner, segments, rate), 2),
                 "rtf": seconds / (len(mixture) / rate),
             }
+            for limit in limits:
+                denoised, extra = denoise(output, limit)
+                row[f"{method}+df{limit:g}"] = {
+                    "si_sdr": round(partner_sdr(denoised, partner, segments, rate), 2),
+                    "rtf": (seconds + extra) / (len(mixture) / rate),
+                }
             if method in ("fixed", "mvdr"):
                 row[method]["own_voice"] = utterance_evidence(mouth, look, segments, 128 / rate)
         figures[str(path)] = row
-        print(path.name, "  ".join(f"{m} {row[m]['si_sdr']:6.2f} dB" for m in methods), flush=True)
+        print(path.name, "  ".join(f"{m} {row[m]['si_sdr']:6.2f} dB" for m in names), flush=True)
     print("\nSI-SDR against the partner's image at microphone 1, mean over", len(files), "scenes:")
     base = np.mean([figures[f]["first"]["si_sdr"] for f in figures]) if "first" in methods else None
-    for method in methods:
+    for method in names:
         values = [figures[f][method]["si_sdr"] for f in figures]
         gains = (
             [figures[f][method]["si_sdr"] - figures[f]["first"]["si_sdr"] for f in figures] if base is not None else []
         )
         rtf = np.mean([figures[f][method]["rtf"] for f in figures])
         gain = f", over microphone 1 {np.mean(gains):+.2f} dB (min {min(gains):+.2f})" if gains else ""
-        print(f"  {method:6s} {np.mean(values):6.2f} dB{gain}, RTF {rtf:.4f}")
+        print(f"  {method:10s} {np.mean(values):6.2f} dB{gain}, RTF {rtf:.4f}")
     threshold = own_voice_db(load_config([args.profile]).frontend)
     assert threshold is not None, "a device profile names microphones"
     for method in ("fixed", "mvdr"):
