@@ -263,11 +263,6 @@ class FrontendConfig:
                 for q in self.microphones
             )
             _check(spread >= 0.01, "frontend.microphones: the microphones must be at least 1 cm apart somewhere")
-            for i, p in enumerate(self.microphones):
-                for j in range(i + 1, len(self.microphones)):
-                    apart = sum((a - b) ** 2 for a, b in zip(p, self.microphones[j], strict=True)) ** 0.5
-                    # Two channels from one place carry nothing a beam can use, and make it singular.
-                    _check(apart >= 0.002, f"frontend.microphones {i + 1} and {j + 1} are at the same place")
 
 
 @dataclass(frozen=True)
