@@ -38,6 +38,9 @@ STOPPED_EARLY_S = 1.0
 #: A sentence end two consecutive hypotheses agree on ends the utterance once this much audio
 #: followed it, in seconds (quick turn-taking, no pause).
 QUICK_END_S = 0.8
+#: A sentence end with speech after it that Whisper has not transcribed is cut this long after
+#: the word's end time (which Whisper can put a little before the word's last sound), in seconds.
+SPLIT_AFTER_S = 0.2
 #: Audio after a sentence end at least this much quieter than the speech before it (dB) is not a
 #: next speaker Whisper has yet to hear, but noise or breath VAD takes for voice.
 QUIET_AFTER_DB = 6.0
@@ -197,11 +200,16 @@ class OpenUtterance:
                 if i + 1 < len(words):
                     cut_s = (word.end + max(word.end, words[i + 1].start)) / 2
                     return int(cut_s * SAMPLE_RATE) - self.start
-                # Both heard nothing after it, though VAD still hears voice, and what VAD hears is
-                # quiet: noise or breath it takes for speech (non-stationary noise kept utterances
-                # open 2 s after the words).
-                if len(self.previous) == len(words) and self.quiet_after(word.end):
-                    return int((word.end + decoded_s) / 2 * SAMPLE_RATE) - self.start
+                # Both heard nothing after it, though VAD still hears voice. Where that is quiet it
+                # is noise or breath VAD takes for speech (non-stationary noise kept utterances
+                # open 2 s after the words): cut in the middle. Where it is as loud as speech it is
+                # the next sentence, often the next speaker's, whose start Whisper leaves out
+                # after a sentence end until it is decoded apart: cut just after the word (in the
+                # two-speaker conversation, finals p50 2.33 -> 1.63 s, WER unchanged on 21 streams).
+                if len(self.previous) == len(words):
+                    if self.quiet_after(word.end):
+                        return int((word.end + decoded_s) / 2 * SAMPLE_RATE) - self.start
+                    return int((word.end + SPLIT_AFTER_S) * SAMPLE_RATE) - self.start
         voiced_until_s = (self.start + self.voiced_until) / SAMPLE_RATE
         last = words[-1]
         pausing = decoded_s - voiced_until_s >= SENTENCE_PAUSE_S and last.end <= voiced_until_s + SENTENCE_PAUSE_S
