@@ -314,9 +314,7 @@ def _config(args: argparse.Namespace) -> Config:
     overrides = {
         "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
-        "frontend": _given(
-            wearer_language=getattr(args, "wearer_language", None), wearer=getattr(args, "wearer", None)
-        ),
+        "frontend": _array_overrides(args),
         "display": _given(show_source=getattr(args, "show_source", None)),
         "tts": _given(
             enabled=True if any(getattr(args, a, None) for a in ("speak", "speak_to", "speaker_device")) else None,
@@ -603,9 +601,7 @@ def _bench(args: argparse.Namespace) -> int:
     overrides = {
         "asr": _asr_overrides(args),
         "translation": _given(target=args.target, backend=args.translator, model=args.translation_model),
-        "frontend": _given(
-            wearer_language=getattr(args, "wearer_language", None), wearer=getattr(args, "wearer", None)
-        ),
+        "frontend": _array_overrides(args),
         "tts": _given(enabled=True if args.speak or args.speak_to else None, voice=args.voice),
     }
     if args.speak_to is not None:
