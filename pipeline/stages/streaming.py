@@ -325,12 +325,8 @@ class StreamingAsrStage:
             # the partner speaks) to tell whose voice it is: the first piece that tells labels the
             # utterance, if nothing of it has been decoded yet or it is decoded as that label asks.
             self._unlabelled.discard(piece.utterance)
-            action = self._action(piece.speaker)
-            alike = (
-                action != "drop"
-                and (self._translating and action == "translate") == utterance.translating
-                and not (piece.speaker == "wearer" and self._wearer_language)
-            )
+            translating, language, kept = self._handling(piece.speaker)
+            alike = kept and translating == utterance.translating and language is None
             if (utterance.decoded == 0 or alike) and not self._label(utterance, piece.speaker):
                 self._open.remove(utterance)
                 del self._by_vad_id[piece.utterance]
@@ -349,19 +345,22 @@ class StreamingAsrStage:
             and utterance.samples < LABEL_WAIT_S * SAMPLE_RATE
         )
 
-    def _action(self, label: str | None) -> str:
-        return self._actions.get(label, "translate") if label is not None else "translate"
+    def _handling(self, label: str | None) -> tuple[bool, str | None, bool]:
+        """What the label's action asks: (translated, the language it is heard in where the label
+        sets one, kept rather than dropped)."""
+        action = self._actions.get(label, "translate") if label is not None else "translate"
+        language = self._wearer_language if label == "wearer" and self._wearer_language else None
+        return self._translating and action == "translate", language, action != "drop"
 
     def _label(self, utterance: OpenUtterance, label: str | None) -> bool:
         """Says who spoke the new utterance (the front-end's label, else the session's) and sets
         what that speaker's action asks: whether it is translated, in which language it is heard.
         False when the action is to drop it."""
         utterance.speaker = label or self._speaker
-        action = self._action(label)
-        utterance.translating = self._translating and action == "translate"
-        if label == "wearer" and self._wearer_language:
-            utterance.language = self._wearer_language
-        return action != "drop"
+        utterance.translating, language, kept = self._handling(label)
+        if language is not None:
+            utterance.language = language
+        return kept
 
     async def _work(self, step: int) -> AsyncGenerator[Transcript | Translation, None]:
         """Does everything due, oldest utterance first: its final once VAD closed it, else a
