@@ -109,11 +109,14 @@ def build_stream(
     lead_s: float = 1.0,
     translations: dict[str, str] | None = None,
     level_dbfs: float | None = None,
+    trim_s: float | None = None,
 ) -> tuple[Samples, list[dict[str, Any]]]:
     """Single clips joined into one multi-utterance stream, with pauses, and its reference
     segments: each clip's speech span (Silero on the clip alone), text (the .txt beside it) and
     language (the .meta.json beside it, when it has one).
-    With ``level_dbfs``, each clip is scaled so that its speech span has that RMS level."""
+    With ``level_dbfs``, each clip is scaled so that its speech span has that RMS level. With
+    ``trim_s``, each clip keeps only its speech span and that many seconds either side, so that
+    ``pause_s`` is the whole gap between one clip's speech and the next (quick turn-taking)."""
     from pipeline.backends.silero import SileroDetector
     from pipeline.config import VadConfig
 
@@ -126,6 +129,10 @@ def build_stream(
         regions = detect(audio)
         if not regions:
             raise ConfigError(f"{clip}: no speech found")
+        if trim_s is not None:
+            margin = int(trim_s * SAMPLE_RATE)
+            first, last = max(0, regions[0][0] - margin), min(len(audio), regions[-1][1] + margin)
+            audio, regions = audio[first:last], [(s - first, e - first) for s, e in regions]
         segment: dict[str, Any] = {
             "start": round(position + regions[0][0] / SAMPLE_RATE, 3),
             "end": round(position + regions[-1][1] / SAMPLE_RATE, 3),
