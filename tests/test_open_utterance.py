@@ -67,3 +67,46 @@ def test_guards_drop_what_whisper_would_and_words_said_over_silence() -> None:
     assert heard_words(words, audio, 0.0, no_speech_prob=0.9, avg_logprob=-1.5, compression_ratio=1.2) is None
     loop = [Word("la", 0.1 * i, 0.1 * i + 0.08) for i in range(1, 4)]
     assert heard_words(loop, audio, 0.0, no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=1.2) is not None
+
+
+def test_a_translation_keeps_words_whisper_gives_no_time() -> None:
+    # Whisper's English words are not the ones spoken: mid-sentence runs of them take no time
+    # (German, 46.7-57.3 s of out/streams/stream_de.wav), which in a transcript marks a repeat.
+    audio = _loud(3.0)
+    words = [
+        Word("worked", 1.0, 1.0),
+        Word("hard", 1.0, 1.1),
+        Word("to", 1.1, 1.1),
+        Word("get", 1.1, 1.1),
+        Word("to", 1.1, 1.1),
+        Word("death.", 1.1, 1.8),
+    ]
+
+    def guarded(timed: bool) -> list[Word] | None:
+        return heard_words(words, audio, 0.0, no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=1.2, timed=timed)
+
+    assert [w.text for w in guarded(True) or []] == ["worked", "hard"]
+    assert guarded(False) == words
+
+
+def test_a_final_that_skipped_speech_its_hypotheses_heard_is_found() -> None:
+    def skipped(first_word_s: float, pauses: list[tuple[int, int]], heard_s: float = 10.2) -> int | None:
+        utterance = OpenUtterance(0, start=10 * S)
+        utterance.take(_loud(6.0), voiced_until=16 * S, pauses=pauses, end=16 * S)
+        utterance.heard([Word("Sem", heard_s, heard_s + 0.3), Word("carro", heard_s + 0.3, heard_s + 0.6)])
+        final = [Word("O", first_word_s, first_word_s + 0.2), Word("romantismo", 15.3, 15.9)]
+        utterance.heard(final)
+        return utterance.skipped_before(final)
+
+    assert skipped(14.0, []) == 4 * S  # 3.8 s of speech an earlier hypothesis heard: decode it apart
+    assert skipped(14.0, [], heard_s=13.0) is None  # no hypothesis heard words that far before
+    assert skipped(11.0, []) is None
+    assert skipped(14.0, [(int(10.5 * S), int(13.2 * S))]) is None  # a pause VAD heard, then the speaker
+    # A final that stretched its first word over the skipped speech (Whisper's "O" over 5.6 s).
+    assert skipped(10.2, []) is None
+    utterance = OpenUtterance(0, start=10 * S)
+    utterance.take(_loud(6.0), voiced_until=16 * S, pauses=[], end=16 * S)
+    utterance.heard([Word("Sem", 10.2, 10.5)])
+    assert utterance.skipped_before([Word("O", 10.2, 14.5), Word("romantismo", 14.5, 15.0)]) == 4 * S
+    utterance.agreement.committed.append(Word("Sem", 10.2, 10.5))
+    assert utterance.skipped_before([Word("O", 10.2, 14.5), Word("romantismo", 14.5, 15.0)]) is None

@@ -334,6 +334,18 @@ def test_a_sentence_end_followed_by_nothing_whisper_hears_ends_the_utterance() -
     assert end_after(0.08) == 1.2
 
 
+def test_a_sentence_end_is_agreed_on_by_its_word_and_time_not_by_every_word_before_it() -> None:
+    # The two-speaker conversation: "Well, there's / there is not much difference. At least..."
+    audio = np.full(3 * SAMPLE_RATE, 0.1, dtype=np.float32)
+    utterance = OpenUtterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
+    utterance.previous = [Word("there", 0.1, 0.3), Word("is", 0.3, 0.5), Word("not", 0.5, 0.7), Word("much.", 0.7, 1.0)]
+    utterance.hypothesis = [Word("there's", 0.1, 0.5), Word("not", 0.5, 0.7), Word("much.", 0.7, 1.1)]
+    utterance.hypothesis += [Word("At", 2.0, 2.2)]
+    assert utterance.sentence_end(3.0) == int(1.55 * SAMPLE_RATE)  # between "much." and "At"
+    utterance.previous[-1] = Word("much.", 1.2, 1.5)  # the same word heard elsewhere: no agreement
+    assert utterance.sentence_end(3.0) is None
+
+
 def test_titles_and_initials_do_not_end_sentences() -> None:
     assert all(ends_sentence(w) for w in ("dog.", "you?", "Ja!", "etc.", "5.", "好。"))
     assert not any(ends_sentence(w) for w in ("Mr.", "Dr.", "Sra.", "J.", "dog", "Hello,"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.algos.agreement import ANCHOR_S, LocalAgreement, cut_repetition, cut_unheard, key
+from pipeline.algos.speech_cover import MAX_WORD_S, STRETCHED_WORD_S
 from pipeline.algos.text import UNSPACED, ends_clause, ends_sentence
 from pipeline.events import SAMPLE_RATE, Samples, Word
 
@@ -35,9 +36,14 @@ COVER_TOLERANCE_S = 0.05
 SENTENCE_PAUSE_S = 0.25
 #: A final whose last word ends this long before the utterance's speech is taken to have stopped early, in s.
 STOPPED_EARLY_S = 1.0
+#: A final whose first word comes this much voiced audio (pauses VAD heard not counted) after the
+#: first word an earlier hypothesis heard, in seconds, with nothing committed, skipped speech.
+STARTED_LATE_S = 2.0
 #: A sentence end two consecutive hypotheses agree on ends the utterance once this much audio
 #: followed it, in seconds (quick turn-taking, no pause).
 QUICK_END_S = 0.8
+#: Two hypotheses agree on a sentence end when both hold its word ending this close, in seconds.
+AGREE_END_S = 0.3
 #: A sentence end with speech after it that Whisper has not transcribed is cut this long after
 #: the word's end time (which Whisper can put a little before the word's last sound), in seconds.
 SPLIT_AFTER_S = 0.2
@@ -111,6 +117,7 @@ class OpenUtterance:
     final_quality: bool = False  # the latest hypothesis was decoded with the final beam size
     decoded: int = 0  # samples covered by the latest decode
     logprob: float = 0.0  # the latest decode's average log-probability
+    first_heard_s: float | None = None  # the earliest first word of its hypotheses, stream seconds
     emitted: tuple[str, str] | None = None
     language: str | None = None  # in a conversation of several languages: the one it is in, once known
     speaker: str | None = None  # who spoke it, where known ("wearer", "partner", a session's label)
@@ -170,6 +177,13 @@ class OpenUtterance:
         ratio = float(np.mean(after * after)) / max(float(np.mean(before * before)), 1e-12)
         return ratio <= 10 ** (-QUIET_AFTER_DB / 10)
 
+    def heard_before(self, word: Word) -> int | None:
+        """The index of the same word, ending within ``AGREE_END_S`` of it, in the previous hypothesis."""
+        for j, other in enumerate(self.previous or ()):
+            if key(other.text) == key(word.text) and abs(other.end - word.end) <= AGREE_END_S:
+                return j
+        return None
+
     def sentence_end(self, commit_margin_s: float) -> int | None:
         """Where to end the utterance early (an offset into it), else None: after the latest
         sentence end in the hypothesis that a pause follows, either heard by VAD (the speaker
@@ -178,38 +192,37 @@ class OpenUtterance:
         if not words or self.end is not None:
             return None
         # In speech with no pause at all (quick turn-taking), a sentence end that two consecutive
-        # hypotheses agree on (with all before it), with the next sentence begun after it, is
-        # enough: waiting for its words to be committed costs seconds (agree_gap_s + commit_margin_s).
-        # So is one after which both heard nothing in as much audio.
+        # hypotheses agree on, with the next sentence begun after it, is enough: waiting for its
+        # words to be committed costs seconds (agree_gap_s + commit_margin_s). So is one after
+        # which both heard nothing in as much audio. They agree on the word and its time, not on
+        # every word before it: Whisper rewords earlier parts between decodes ("there's" / "there
+        # is"), which says nothing about where the sentence ends.
         decoded_s = (self.start + self.decoded) / SAMPLE_RATE
         committed = self.agreement.committed
         # Never before a committed word: it would be in both utterances' text.
         earliest_s = committed[-1].end - COVER_TOLERANCE_S if committed else -1.0
-        if self.previous:
-            stable = 0
-            while stable < min(len(words), len(self.previous)) and key(words[stable].text) == key(
-                self.previous[stable].text
-            ):
-                stable += 1
-            for i in range(stable - 1, -1, -1):
-                word = words[i]
-                if word.end < earliest_s:
-                    break
-                if not ends_sentence(word.text) or decoded_s - word.end < QUICK_END_S:
-                    continue
-                if i + 1 < len(words):
-                    cut_s = (word.end + max(word.end, words[i + 1].start)) / 2
-                    return int(cut_s * SAMPLE_RATE) - self.start
-                # Both heard nothing after it, though VAD still hears voice. Where that is quiet it
-                # is noise or breath VAD takes for speech (non-stationary noise kept utterances
-                # open 2 s after the words): cut in the middle. Where it is as loud as speech it is
-                # the next sentence, often the next speaker's, whose start Whisper leaves out
-                # after a sentence end until it is decoded apart: cut just after the word (in the
-                # two-speaker conversation, finals p50 2.33 -> 1.63 s, WER unchanged on 21 streams).
-                if len(self.previous) == len(words):
-                    if self.quiet_after(word.end):
-                        return int((word.end + decoded_s) / 2 * SAMPLE_RATE) - self.start
-                    return int((word.end + SPLIT_AFTER_S) * SAMPLE_RATE) - self.start
+        for i in range(len(words) - 1, -1, -1):
+            word = words[i]
+            if word.end < earliest_s:
+                break
+            if not ends_sentence(word.text) or decoded_s - word.end < QUICK_END_S:
+                continue
+            before = self.heard_before(word)
+            if before is None:
+                continue
+            if i + 1 < len(words):
+                cut_s = (word.end + max(word.end, words[i + 1].start)) / 2
+                return int(cut_s * SAMPLE_RATE) - self.start
+            # Both heard nothing after it, though VAD still hears voice. Where that is quiet it
+            # is noise or breath VAD takes for speech (non-stationary noise kept utterances
+            # open 2 s after the words): cut in the middle. Where it is as loud as speech it is
+            # the next sentence, often the next speaker's, whose start Whisper leaves out
+            # after a sentence end until it is decoded apart: cut just after the word (in the
+            # two-speaker conversation, finals p50 2.33 -> 1.63 s, WER unchanged on 21 streams).
+            if before == len(self.previous or ()) - 1:
+                if self.quiet_after(word.end):
+                    return int((word.end + decoded_s) / 2 * SAMPLE_RATE) - self.start
+                return int((word.end + SPLIT_AFTER_S) * SAMPLE_RATE) - self.start
         voiced_until_s = (self.start + self.voiced_until) / SAMPLE_RATE
         last = words[-1]
         pausing = decoded_s - voiced_until_s >= SENTENCE_PAUSE_S and last.end <= voiced_until_s + SENTENCE_PAUSE_S
@@ -273,10 +286,40 @@ class OpenUtterance:
         its tail alone, after a trim, can lose its words: the final had better reuse it)."""
         return self.decoded >= self.speech_end - COVER_TOLERANCE_S * SAMPLE_RATE
 
+    def heard(self, words: Sequence[Word]) -> None:
+        """Notes where a hypothesis of it began (see :meth:`skipped_before`)."""
+        if words:
+            start = first_word_start(words)
+            self.first_heard_s = start if self.first_heard_s is None else min(self.first_heard_s, start)
+
+    def skipped_before(self, words: Sequence[Word]) -> int | None:
+        """Where a final that skipped speech an earlier hypothesis heard begins (an offset to
+        decode up to), else None. Whisper hearing one speaker's sentence and the next one's
+        together at times gives only the second: in quick turn-taking of FLEURS speakers (0.35 s
+        apart) a final lost "Sem carro Fisichella perdeu o controle do carro...", which its
+        hypotheses had held for 4 s. It is skipped when ``STARTED_LATE_S`` of voiced audio (pauses
+        VAD heard not counted) lies between the first word heard and the final's. Only where
+        nothing was committed: a committed word already holds the start. (Speech no hypothesis
+        ever heard is not sought: decoded apart, VAD's lead-in of breath came out as "How well?".)"""
+        if not words or self.agreement.committed or self.first_heard_s is None:
+            return None
+        heard = max(0, int(self.first_heard_s * SAMPLE_RATE) - self.start)
+        first = max(0, int(first_word_start(words) * SAMPLE_RATE) - self.start)
+        voiced = first - heard - sum(max(0, min(e, first) - max(s, heard)) for s, e in self.pauses)
+        return first if voiced >= STARTED_LATE_S * SAMPLE_RATE else None
+
     def stopped_early(self, words: Sequence[Word]) -> bool:
         """Whether a final decoded after a trim ends STOPPED_EARLY_S or more before the speech does."""
         speech_end_s = (self.start + self.speech_end) / SAMPLE_RATE
         return bool(self.trim and words and speech_end_s - words[-1].end > STOPPED_EARLY_S)
+
+
+def first_word_start(words: Sequence[Word]) -> float:
+    """When the first word began: Whisper can stretch a first word over speech it skipped ("O"
+    over 28.23-33.83 s, the first speaker's whole sentence), so one longer than ``MAX_WORD_S`` is
+    taken to begin ``STRETCHED_WORD_S`` before its end."""
+    word = words[0]
+    return word.end - STRETCHED_WORD_S if word.end - word.start > MAX_WORD_S else word.start
 
 
 def heard_words(
@@ -287,14 +330,21 @@ def heard_words(
     no_speech_prob: float,
     avg_logprob: float,
     compression_ratio: float,
+    timed: bool = True,
 ) -> list[Word] | None:
     """The words of a decode worth keeping (in stream seconds, the audio decoded starting at
     ``offset_s``): None when Whisper itself would call it no speech, or a loop it cannot cut;
     else the words without repeated n-grams, words that take no time, and what was said over
-    silence (which may leave none)."""
+    silence (which may leave none).
+
+    The last two trust the word times, which only a transcript's words have: a translation's
+    words are not the ones spoken, and Whisper gives runs of them no time mid-sentence ("who
+    have worked[7.44-7.44] hard to get to[7.54-7.54] death"). Translations (``timed`` False)
+    skip them: cut there, German finals ended in "... or who have worked hard" in two real-time
+    runs of three."""
     if no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOW_LOGPROB:
         return None
-    kept = cut_repetition(cut_unheard(words))
+    kept = cut_repetition(cut_unheard(words) if timed else words)
     if compression_ratio > MAX_COMPRESSION_RATIO and len(kept) == len(words):
         return None  # repetitive, yet not a simple loop we could cut: trust none of it
-    return drop_silent_words(kept, audio, offset_s)
+    return drop_silent_words(kept, audio, offset_s) if timed else kept

@@ -42,7 +42,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from pipeline.algos.agreement import LocalAgreement
-from pipeline.algos.open_utterance import LOW_LOGPROB, OpenUtterance, heard_words, join_words
+from pipeline.algos.open_utterance import (
+    COVER_TOLERANCE_S,
+    LOW_LOGPROB,
+    OpenUtterance,
+    first_word_start,
+    heard_words,
+    join_words,
+)
 from pipeline.algos.text import SENTENCE_END
 from pipeline.algos.vocab import prompt as prompt_terms
 from pipeline.backends.whisper import Decoder, Hypothesis
@@ -112,6 +119,7 @@ class StreamingAsrStage:
         self.reused_finals = 0
         self.sentence_finals = 0  # utterances ended at a sentence end before VAD closed them
         self.whole_finals = 0  # finals decoded again whole because they had stopped early
+        self.skipped_finals = 0  # finals whose skipped first speech was decoded apart
         #: The most audio ever waiting for recognition, in seconds (how far it fell behind).
         self.backlog_max_s = 0.0
 
@@ -187,11 +195,13 @@ class StreamingAsrStage:
             no_speech_prob=hypothesis.no_speech_prob,
             avg_logprob=hypothesis.avg_logprob,
             compression_ratio=hypothesis.compression_ratio,
+            timed=task != "translate",
         )
         if words is None:
             return []
         if own:
             self._heard_language = hypothesis.language
+            utterance.heard(words)
         return words
 
     def _transcript(self, utterance: OpenUtterance, final: bool) -> Transcript | Translation | None:
@@ -285,6 +295,13 @@ class StreamingAsrStage:
             how += ", stopped early, decoded again whole"
             if whole and whole[-1].end > words[-1].end:
                 words = whole
+        if not utterance.translating and (skipped := utterance.skipped_before(words)) is not None:
+            before = await self._hypothesis(utterance, skipped, self._config.final_beam_size, task=self._asr.task)
+            self.skipped_finals += 1
+            how += ", skipped its start, which was decoded apart"
+            start = first_word_start(words)
+            first = Word(words[0].text, round(start, 3), words[0].end, words[0].probability)
+            words = [w for w in before if w.end <= start + COVER_TOLERANCE_S] + [first, *words[1:]]
         utterance.agreement.finish(words)
         start_s, _ = utterance.span()
         log.info("utterance %d final, %.2f-%.2f s, %d words: %s", utterance.id, start_s, end_s, len(words), how)
@@ -462,4 +479,5 @@ class StreamingAsrStage:
             "reused_finals": self.reused_finals,
             "sentence_finals": self.sentence_finals,
             "whole_finals": self.whole_finals,
+            "skipped_finals": self.skipped_finals,
         }
