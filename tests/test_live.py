@@ -86,6 +86,27 @@ def test_stream_of_clips_with_pauses(whisper_base: WhisperDecoder, tmp_path: Pat
     assert [t.dropped for t in timings] == [False] * len(ENGLISH_CLIPS)  # the -67 dBFS clip included
 
 
+def test_quick_turns_between_speakers_are_final_soon_after_each_sentence(
+    whisper_base: WhisperDecoder, tmp_path: Path
+) -> None:
+    # Five German speakers, each starting 0.35 s after the last one stopped: shorter than VAD's
+    # end of utterance, so only sentence ends split them. Replayed (deterministic). Before
+    # sentence ends were agreed on by their word and time, the fourth sentence's final came 4.8 s
+    # after it (Whisper reworded the start of the utterance between decodes).
+    clips = [FIXTURES / f"fleurs-de-00{i}.ogg" for i in range(5)]
+    audio, segments = build_stream(clips, pause_s=0.25, trim_s=0.05, level_dbfs=-28.0)
+    path = tmp_path / "turns.wav"
+    soundfile.write(str(path), audio, SAMPLE_RATE)
+    result = _play(whisper_base, path, realtime=False, language="de")
+    _committed_never_retracted(result)
+    references = [RefUtterance(s["start"], s["end"], s["ref"]) for s in segments]
+    timings = utterance_timings(references, _timed(result, realtime=False))
+    assert not [t for t in timings if t.dropped]
+    assert max(t.final for t in timings if t.final is not None) <= 2.0  # 1.47 s here, on the stream clock
+    reference_text = " ".join(s["ref"] for s in segments)
+    assert wer(reference_text, " ".join(t.committed for t in result.finals), "de") <= 0.2  # 0.149 here
+
+
 def test_a_looping_decode_stops_at_the_audio_s_token_budget(whisper_base: WhisperDecoder) -> None:
     # "Hello? Hello? Oh," (7.35-9.69 s of the conversation): Whisper base at beam 5 loops on
     # "Hello". Unbounded it ran to 224 tokens (2.4 s of compute for 2.3 s of audio); bounded by
