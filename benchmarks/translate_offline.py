@@ -27,7 +27,7 @@ from typing import Any
 
 import sacrebleu
 
-from pipeline.algos.metrics import TOLERANCE_S
+from pipeline.algos.metrics import overlapped_most
 from pipeline.backends.whisper import WhisperDecoder
 from pipeline.bench import find_reference
 from pipeline.config import load_config
@@ -103,9 +103,8 @@ def _streams(
         owned: list[list[str]] = [[] for _ in utterances]
         segments = translate(str(stream), (reference.language or "en").split("-")[0])
         for start, end, text in segments:
-            overlaps = [min(end, u.end + TOLERANCE_S) - max(start, u.start - TOLERANCE_S) for u in utterances]
-            if max(overlaps) > 0:
-                owned[overlaps.index(max(overlaps))].append(text)
+            if (index := overlapped_most(utterances, start, end)) is not None:
+                owned[index].append(text)
         hypotheses = [" ".join(texts) for texts in owned]
         truths = [u.translation for u in utterances]
         document = " ".join(text for _, _, text in segments)

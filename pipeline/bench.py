@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from pipeline.algos.metrics import (
-    TOLERANCE_S,
     RefUtterance,
     ShownText,
     TimedTranscript,
@@ -30,6 +29,7 @@ from pipeline.algos.metrics import (
     average_lagging,
     first_text,
     main_owner,
+    overlapped_most,
     owner,
     percentile,
     retractions,
@@ -293,9 +293,8 @@ def translated_utterances(run: Run, realtime: bool) -> list[TranslatedUtterance]
     owned: list[list[int]] = [[] for _ in references]
     for utterance, timed in sorted(by_utterance.items()):
         last = timed[-1][1]
-        overlaps = [min(last.end, r.end + TOLERANCE_S) - max(last.start, r.start - TOLERANCE_S) for r in references]
-        if overlaps and max(overlaps) > 0:
-            owned[overlaps.index(max(overlaps))].append(utterance)
+        if (index := overlapped_most(references, last.start, last.end)) is not None:
+            owned[index].append(utterance)
     result = []
     for reference, utterances in zip(references, owned, strict=True):
         finals = [(t, e) for u in utterances for t, e in by_utterance[u] if e.final]

@@ -68,6 +68,12 @@ def owner(references: Sequence[RefUtterance], word: tuple[float, float]) -> int 
     return best
 
 
+def overlapped_most(references: Sequence[RefUtterance], start: float, end: float) -> int | None:
+    """The index of the reference utterance (widened by ``TOLERANCE_S``) a span overlaps most, if any."""
+    overlaps = [min(end, r.end + TOLERANCE_S) - max(start, r.start - TOLERANCE_S) for r in references]
+    return overlaps.index(max(overlaps)) if overlaps and max(overlaps) > 0 else None
+
+
 def utterance_timings(references: Sequence[RefUtterance], events: Sequence[TimedTranscript]) -> list[UtteranceTiming]:
     owners = [{owner(references, w) for w in e.word_times} for e in events]
     timings = []
