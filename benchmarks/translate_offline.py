@@ -9,7 +9,8 @@ beam size as livesub), scored with sacrebleu per source language, on either
   whole, as issue 19 defines "offline". Each of Whisper's segments goes to the reference utterance
   it overlaps most, as ``livesub bench`` assigns its finals, and chrF is given both over those
   utterances (comparable with the bench's figure) and over the stream as one document (free of
-  that assignment). ``--bench FILE`` adds the document chrF of a bench run's finals.
+  that assignment). ``--bench FILE`` adds the document chrF of a bench run's finals, once for
+  each time it played the stream.
 
     .venv/bin/python benchmarks/translate_offline.py ../shared/audio/translations_en.tsv
     .venv/bin/python benchmarks/translate_offline.py out/streams/stream_{es,de,fr,pt}.wav --bench out/translate.json
@@ -108,24 +109,38 @@ def _streams(
         hypotheses = [" ".join(texts) for texts in owned]
         truths = [u.translation for u in utterances]
         document = " ".join(text for _, _, text in segments)
-        figures = {
+        figures: dict[str, Any] = {
             "chrf": round(sacrebleu.corpus_chrf(hypotheses, [truths]).score, 2),
             "chrf_document": round(sacrebleu.corpus_chrf([document], [[" ".join(truths)]]).score, 2),
         }
         line = f"{stream.name}: offline chrF {figures['chrf']:.1f} (as one document {figures['chrf_document']:.1f})"
         if bench is not None:
-            finals = [
-                e["committed"]
-                for e in bench["events"]
-                if Path(e["input"]) == stream and e["type"] == "translation" and e["final"]
+            streamed = [
+                round(sacrebleu.corpus_chrf([" ".join(finals)], [[" ".join(truths)]]).score, 2)
+                for finals in _finals_per_run(bench, stream)
             ]
-            streamed = sacrebleu.corpus_chrf([" ".join(finals)], [[" ".join(truths)]]).score
-            figures["streamed_chrf_document"] = round(streamed, 2)
-            line += f"; streamed as one document {streamed:.1f}"
+            figures["streamed_chrf_document"] = streamed
+            line += f"; streamed as one document {' / '.join(f'{c:.1f}' for c in streamed)}"
         print(line)
         scores[str(stream)] = figures
         rows.append({"stream": str(stream), "hypothesis": document, "reference": " ".join(truths)})
     return rows, scores
+
+
+def _finals_per_run(bench: dict[str, Any], stream: Path) -> list[list[str]]:
+    """A bench run's final translations of ``stream``, one list per time it was played (with
+    ``--repeat``, a new play starts where the stream clock goes back)."""
+    runs: list[list[str]] = []
+    clock = float("inf")
+    for event in bench["events"]:
+        if Path(event["input"]) != stream:
+            continue
+        if event["stream"] < clock:
+            runs.append([])
+        clock = event["stream"]
+        if event["type"] == "translation" and event["final"]:
+            runs[-1].append(event["committed"])
+    return runs
 
 
 if __name__ == "__main__":
