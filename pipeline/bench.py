@@ -280,6 +280,21 @@ class TranslatedUtterance:
     text: str  # its final translations joined
     word_times: list[float]  # when each translated word was committed (measuring clock)
     final: float | None  # when its last final translation was emitted (measuring clock)
+    first_text: float | None  # when the wearer first saw a translated word its final keeps (measuring clock)
+
+
+def _first_texts(run: Run, realtime: bool) -> list[float | None]:
+    """Per reference utterance, speech onset to the first text the wearer saw of it that stays:
+    the translation where it was translated (the glasses show that; Whisper's source text only
+    comes after its final), else the transcript."""
+    transcribed = first_text(run.reference.utterances, _shown(run.result, realtime), _language(run))
+    if not any(isinstance(e.event, Translation) for e in run.result.emissions):
+        return transcribed
+    translated = translated_utterances(run, realtime)
+    return [
+        round(t.first_text - t.reference.start, 4) if t.first_text is not None else seen
+        for t, seen in zip(translated, transcribed, strict=True)
+    ]
 
 
 def translated_utterances(run: Run, realtime: bool) -> list[TranslatedUtterance]:
@@ -300,8 +315,20 @@ def translated_utterances(run: Run, realtime: bool) -> list[TranslatedUtterance]
         finals = [(t, e) for u in utterances for t, e in by_utterance[u] if e.final]
         times = [t for u in utterances for t in word_emissions([(t, e.committed) for t, e in by_utterance[u]])]
         text = " ".join(e.committed for _, e in finals if e.committed)
-        result.append(TranslatedUtterance(reference, text, times, max((t for t, _ in finals), default=None)))
+        first = min((t for u in utterances if (t := _first_kept(by_utterance[u])) is not None), default=None)
+        result.append(TranslatedUtterance(reference, text, times, max((t for t, _ in finals), default=None), first))
     return result
+
+
+def _first_kept(timed: list[tuple[float, Translation]]) -> float | None:
+    """When one utterance's translation first showed a word (committed or tentative) that its
+    final keeps, as ``first_text`` counts a transcript's."""
+    final = next((e for _, e in reversed(timed) if e.final), None)
+    if final is None:
+        return None
+    kept = set(tokens(final.committed, final.target_language))
+    shown = ((t, f"{e.committed} {e.tentative}") for t, e in timed)
+    return next((t for t, text in shown if kept & set(tokens(text, final.target_language))), None)
 
 
 def translation_figures(runs: list[Run], realtime: bool) -> dict[str, Any]:
@@ -507,7 +534,7 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
     timings = [t for r in runs for t in r.timings]
     finals = [t.final for t in timings if t.final is not None]
     firsts = [t.first_partial for t in timings if t.first_partial is not None]
-    texts = [t for r in runs for t in first_text(r.reference.utterances, _shown(r.result, realtime), _language(r))]
+    texts = [t for r in runs for t in _first_texts(r, realtime)]
     with_text = [r for r in runs if r.reference.has_text]
     wer = corpus_wer([_wer_pair(r) for r in with_text], _language(with_text[0])) if with_text else None
     translation = translation_figures(runs, realtime)

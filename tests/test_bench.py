@@ -12,6 +12,7 @@ from pipeline.algos.metrics import RefUtterance, utterance_timings
 from pipeline.bench import (
     Reference,
     Run,
+    _first_texts,
     _timed,
     load_reference,
     speaker_figures,
@@ -147,6 +148,25 @@ def test_translation_figures_on_a_hand_made_timeline() -> None:
     # AL: utterance 1: delays 1.8, 2.6 over 2 s for 2 words (gamma 1): (1.8 - 0 + 2.6 - 1) / 2 = 1.7;
     # utterance 2: delay 2.5 >= its length 2 s: AL = 2.5. The mean: 2.1.
     assert figures["al"] == pytest.approx(2.1)
+
+
+def test_first_text_of_a_translated_utterance_is_its_translation_the_wearer_saw() -> None:
+    # Whisper translates: the English shows while the partner speaks, the Spanish source text
+    # only after the final. The wearer's first text is the first English with a word the final
+    # keeps ("hello"; "Close the door." shares nothing with it). The second reference utterance
+    # was only transcribed (the wearer's own words, captioned): its transcript counts.
+    references = (RefUtterance(1.0, 3.0, "hola amigo", "hello friend"), RefUtterance(5.0, 6.0, "good night"))
+    hola, good = Word("hola", 1.0, 2.0), Word("good", 5.0, 5.5)
+    emissions = [
+        Emission(Translation(0, "", "Close the door.", 1.0, 1.5, "es", "en"), 1.6, 1.6),
+        Emission(Translation(0, "", "hello frend", 1.0, 2.5, "es", "en"), 2.6, 2.6),
+        Emission(Translation(0, "hello friend", "", 1.0, 3.2, "es", "en", final=True), 3.6, 3.6),
+        Emission(Transcript(0, "hola amigo", "", 1.0, 3.2, "es", final=True, words=(hola,)), 3.9, 3.9),
+        Emission(Transcript(1, "", "good", 5.0, 5.4, "en"), 5.5, 5.5),
+        Emission(Transcript(1, "good night", "", 5.0, 6.0, "en", final=True, words=(good,)), 6.4, 6.4),
+    ]
+    run = Run(Path("x.wav"), Reference("es", references, True, "test"), SessionResult(emissions), 0.0)
+    assert _first_texts(run, realtime=True) == [pytest.approx(1.6), pytest.approx(0.5)]
 
 
 def test_translation_figures_are_null_without_reference_translations() -> None:
