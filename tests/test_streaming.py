@@ -346,6 +346,17 @@ def test_a_sentence_end_is_agreed_on_by_its_word_and_time_not_by_every_word_befo
     assert utterance.sentence_end(3.0) is None
 
 
+def test_a_sentence_end_is_agreed_on_where_whisper_stretched_its_last_word_over_the_pause() -> None:
+    # The two-speaker conversation: with the full stop, Whisper gives "Jersey." the pause after it
+    # (13.53-14.38 s); the decode before, which heard the next speaker's "And" as no more than a
+    # breath, had "Jersey" end at 14.01 s. The word starts where it did: agreed, cut before "And".
+    audio = np.full(3 * SAMPLE_RATE, 0.1, dtype=np.float32)
+    utterance = OpenUtterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
+    utterance.previous = [Word("New", 0.1, 0.3), Word("Jersey", 0.3, 0.8)]
+    utterance.hypothesis = [Word("New", 0.1, 0.3), Word("Jersey.", 0.3, 1.15), Word("And", 1.15, 1.3)]
+    assert utterance.sentence_end(3.0) == int(1.15 * SAMPLE_RATE)
+
+
 def test_titles_and_initials_do_not_end_sentences() -> None:
     assert all(ends_sentence(w) for w in ("dog.", "you?", "Ja!", "etc.", "5.", "好。"))
     assert not any(ends_sentence(w) for w in ("Mr.", "Dr.", "Sra.", "J.", "dog", "Hello,"))

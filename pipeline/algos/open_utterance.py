@@ -42,8 +42,10 @@ STARTED_LATE_S = 2.0
 #: A sentence end two consecutive hypotheses agree on ends the utterance once this much audio
 #: followed it, in seconds (quick turn-taking, no pause).
 QUICK_END_S = 0.8
-#: Two hypotheses agree on a sentence end when both hold its word ending this close, in seconds.
-AGREE_END_S = 0.3
+#: Two hypotheses agree on a sentence end when both hold its word starting or ending this close,
+#: in seconds. Either: Whisper stretches a sentence's last word over the pause after it when it
+#: puts the full stop there ("Jersey.[13.53-14.38]" against "Jersey[13.54-14.01]").
+AGREE_S = 0.3
 #: A sentence end with speech after it that Whisper has not transcribed is cut this long after
 #: the word's end time (which Whisper can put a little before the word's last sound), in seconds.
 SPLIT_AFTER_S = 0.2
@@ -178,9 +180,10 @@ class OpenUtterance:
         return ratio <= 10 ** (-QUIET_AFTER_DB / 10)
 
     def heard_before(self, word: Word) -> int | None:
-        """The index of the same word, ending within ``AGREE_END_S`` of it, in the previous hypothesis."""
+        """The index of the same word, starting or ending within ``AGREE_S`` of it, in the previous hypothesis."""
         for j, other in enumerate(self.previous or ()):
-            if key(other.text) == key(word.text) and abs(other.end - word.end) <= AGREE_END_S:
+            close = abs(other.start - word.start) <= AGREE_S or abs(other.end - word.end) <= AGREE_S
+            if key(other.text) == key(word.text) and close:
                 return j
         return None
 
