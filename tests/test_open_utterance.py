@@ -59,6 +59,17 @@ def test_a_split_hands_the_audio_and_pauses_after_it_to_the_next_utterance() -> 
     assert rest.pauses == [] and rest.voiced_until == int(1.8 * S)
 
 
+def test_the_rest_of_a_split_vad_closes_before_it_began_holds_no_audio() -> None:
+    # A sentence end cut in the middle of the quiet after it (at 2.4 s), where VAD then heard the
+    # speech end earlier (2.16 s): the rest was decoded from its start to 0.24 s before its end,
+    # that is nearly all of it, and came out as "You".
+    utterance = OpenUtterance(0, start=S)
+    utterance.take(_loud(2.0), voiced_until=3 * S, pauses=[], end=None)
+    rest = utterance.split(int(1.4 * S), next_id=1, agree_gap_s=2.0)
+    rest.take(_loud(0.4), voiced_until=3 * S, pauses=[], end=int(2.16 * S))
+    assert rest.end == 0 and len(rest.whole[: rest.end]) == 0
+
+
 def test_guards_drop_what_whisper_would_and_words_said_over_silence() -> None:
     audio = np.concatenate([_loud(1.0), np.zeros(S, dtype=np.float32)])
     words = [Word("real", 0.1, 0.6), Word("invented", 1.2, 1.8)]

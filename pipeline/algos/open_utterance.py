@@ -270,8 +270,8 @@ class OpenUtterance:
             self.samples += len(audio)
         self.voiced_until = voiced_until - self.start
         self.pauses += [(s - self.start, e - self.start) for s, e in pauses]
-        if end is not None:
-            self.end = min(self.samples, end - self.start)
+        if end is not None:  # VAD can close it before it began: split off after the speech ended
+            self.end = min(self.samples, max(0, end - self.start))
 
     def pausing(self) -> bool:
         """Whether VAD has heard no voice for PAUSE_S at the end of the audio so far (a decode
