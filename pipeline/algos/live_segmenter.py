@@ -42,8 +42,6 @@ TAIL_S = 3.0
 SILERO_FLOOR_DBFS = -60.0
 SILERO_MAX_GAIN_DB = 40.0
 SILERO_PEAK = 0.5
-#: Silero hears the audio raised by the VAD's gain, but its loudest sample no higher than this.
-SILERO_PEAK = 0.5
 
 
 def raised(audio: Samples, frame: int, silence: float) -> Samples:
