@@ -280,19 +280,22 @@ class TranslatedUtterance:
     text: str  # its final translations joined
     word_times: list[float]  # when each translated word was committed (measuring clock)
     final: float | None  # when its last final translation was emitted (measuring clock)
-    first_text: float | None  # when the wearer first saw a translated word its final keeps (measuring clock)
+    first_shown: float | None  # when the wearer first saw a translated word its final keeps (measuring clock)
 
 
 def _first_texts(run: Run, realtime: bool) -> list[float | None]:
     """Per reference utterance, speech onset to the first text the wearer saw of it that stays:
-    the translation where it was translated (the glasses show that; Whisper's source text only
-    comes after its final), else the transcript."""
-    transcribed = first_text(run.reference.utterances, _shown(run.result, realtime), _language(run))
-    if not any(isinstance(e.event, Translation) for e in run.result.emissions):
+    its translation where it was translated (the glasses show that, not the source text, which
+    Whisper translating gives only after the final), else its transcript (the wearer's own words,
+    captioned)."""
+    translated_ids = {e.event.utterance for e in run.result.emissions if isinstance(e.event, Translation)}
+    shown = [s for s in _shown(run.result, realtime) if s.utterance not in translated_ids]
+    transcribed = first_text(run.reference.utterances, shown, _language(run))
+    if not translated_ids:
         return transcribed
     translated = translated_utterances(run, realtime)
     return [
-        round(t.first_text - t.reference.start, 4) if t.first_text is not None else seen
+        round(t.first_shown - t.reference.start, 4) if t.first_shown is not None else seen
         for t, seen in zip(translated, transcribed, strict=True)
     ]
 

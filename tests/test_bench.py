@@ -154,9 +154,14 @@ def test_first_text_of_a_translated_utterance_is_its_translation_the_wearer_saw(
     # Whisper translates: the English shows while the partner speaks, the Spanish source text
     # only after the final. The wearer's first text is the first English with a word the final
     # keeps ("hello"; "Close the door." shares nothing with it). The second reference utterance
-    # was only transcribed (the wearer's own words, captioned): its transcript counts.
-    references = (RefUtterance(1.0, 3.0, "hola amigo", "hello friend"), RefUtterance(5.0, 6.0, "good night"))
-    hola, good = Word("hola", 1.0, 2.0), Word("good", 5.0, 5.5)
+    # was only transcribed (the wearer's own words, captioned): its transcript counts. The third
+    # was translated, but nothing shown of it stayed: its source text, never shown, does not count.
+    references = (
+        RefUtterance(1.0, 3.0, "hola amigo", "hello friend"),
+        RefUtterance(5.0, 6.0, "good night"),
+        RefUtterance(8.0, 9.0, "adiós", "goodbye"),
+    )
+    hola, good, adios = Word("hola", 1.0, 2.0), Word("good", 5.0, 5.5), Word("adiós", 8.0, 8.8)
     emissions = [
         Emission(Translation(0, "", "Close the door.", 1.0, 1.5, "es", "en"), 1.6, 1.6),
         Emission(Translation(0, "", "hello frend", 1.0, 2.5, "es", "en"), 2.6, 2.6),
@@ -164,9 +169,12 @@ def test_first_text_of_a_translated_utterance_is_its_translation_the_wearer_saw(
         Emission(Transcript(0, "hola amigo", "", 1.0, 3.2, "es", final=True, words=(hola,)), 3.9, 3.9),
         Emission(Transcript(1, "", "good", 5.0, 5.4, "en"), 5.5, 5.5),
         Emission(Transcript(1, "good night", "", 5.0, 6.0, "en", final=True, words=(good,)), 6.4, 6.4),
+        Emission(Translation(2, "", "by", 8.0, 8.5, "es", "en"), 8.6, 8.6),
+        Emission(Translation(2, "", "", 8.0, 9.0, "es", "en", final=True), 9.3, 9.3),
+        Emission(Transcript(2, "adiós", "", 8.0, 9.0, "es", final=True, words=(adios,)), 9.5, 9.5),
     ]
     run = Run(Path("x.wav"), Reference("es", references, True, "test"), SessionResult(emissions), 0.0)
-    assert _first_texts(run, realtime=True) == [pytest.approx(1.6), pytest.approx(0.5)]
+    assert _first_texts(run, realtime=True) == [pytest.approx(1.6), pytest.approx(0.5), None]
 
 
 def test_translation_figures_are_null_without_reference_translations() -> None:

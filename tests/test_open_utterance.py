@@ -66,8 +66,8 @@ def test_the_rest_of_a_split_vad_closes_before_it_began_holds_no_audio() -> None
     utterance = OpenUtterance(0, start=S)
     utterance.take(_loud(2.0), voiced_until=3 * S, pauses=[], end=None)
     rest = utterance.split(int(1.4 * S), next_id=1, agree_gap_s=2.0)
-    rest.take(_loud(0.4), voiced_until=3 * S, pauses=[], end=int(2.16 * S))
-    assert rest.end == 0 and len(rest.whole[: rest.end]) == 0
+    rest.take(_loud(0.4), voiced_until=int(2.16 * S), pauses=[], end=int(2.16 * S))
+    assert rest.end == 0 and rest.speech_end == 0
 
 
 def test_guards_drop_what_whisper_would_and_words_said_over_silence() -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pipeline.algos.vad_gate import LevelNormaliser, SpeechGate
+from pipeline.algos.vad_gate import FLOOR_DBFS, MAX_GAIN_DB, LevelNormaliser, SpeechGate
 from pipeline.config import VadConfig
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment
 
@@ -37,27 +37,25 @@ CONFIRM_AFTER_S = 0.45
 CONFIRM_EVERY_S = 0.3
 #: Audio of a confirmed utterance Silero looks at, as often, for where its speech ended, in seconds.
 TAIL_S = 3.0
-#: Silero hears its audio raised as WebRTC VAD does (the quietest frame to -60 dBFS, by up to
-#: 40 dB), but its loudest sample no higher than SILERO_PEAK (see :func:`raised`).
-SILERO_FLOOR_DBFS = -60.0
-SILERO_MAX_GAIN_DB = 40.0
+#: Silero hears its audio raised (see :func:`raised`), its loudest sample no higher than this.
 SILERO_PEAK = 0.5
 
 
 def raised(audio: Samples, frame: int, silence: float) -> Samples:
-    """The audio as Silero hears it: its quietest frame that is not digital silence (RMS above
-    ``silence``) raised to ``SILERO_FLOOR_DBFS``, by at most ``SILERO_MAX_GAIN_DB`` and never so
-    far that its loudest sample passes ``SILERO_PEAK``; never lowered. As it was, Silero missed
-    quiet speech WebRTC VAD (on a copy raised alike) heard: JFK's "ask not" at -57 dBFS, two short
-    words between pauses, was refused and lost from a stream's text."""
+    """The audio as Silero hears it, raised much as WebRTC VAD's copy is: its quietest frame
+    that is not digital silence (RMS above ``silence``) to ``FLOOR_DBFS``, by at most
+    ``MAX_GAIN_DB``; unlike that copy, by one gain for the whole slice, digital silence never
+    counted as its floor, and never so far that its loudest sample passes ``SILERO_PEAK`` (no
+    clipping); never lowered. As it was, Silero missed quiet speech WebRTC VAD heard: JFK's "ask
+    not" at -57 dBFS, two short words between pauses, was refused and lost from a stream's text."""
     frames = audio[: len(audio) // frame * frame].reshape(-1, frame)
     rms = np.sqrt(np.mean(frames * frames, axis=1))
     heard = rms[rms > silence]
     if not heard.size:
         return audio
     peak = float(np.max(np.abs(audio)))
-    floor_gain = 10 ** (SILERO_FLOOR_DBFS / 20) / float(np.min(heard))
-    gain = min(10 ** (SILERO_MAX_GAIN_DB / 20), floor_gain, SILERO_PEAK / peak)
+    floor_gain = 10 ** (FLOOR_DBFS / 20) / float(np.min(heard))
+    gain = min(10 ** (MAX_GAIN_DB / 20), floor_gain, SILERO_PEAK / peak)
     return audio * np.float32(gain) if gain > 1.0 else audio
 
 
@@ -150,7 +148,8 @@ class LiveSegmenter:
         return self._history[start - self._history_start : end - self._history_start].copy()
 
     def _silero(self, start: int, end: int) -> list[tuple[int, int]]:
-        """Silero's speech spans in the audio from stream sample ``start`` to ``end``, as offsets from ``start``."""
+        """Silero's speech spans in the audio from stream sample ``start`` to ``end``, as offsets
+        from ``start``, heard :func:`raised` (to confirm an utterance and to find its speech end)."""
         assert self._speech_spans is not None
         return self._speech_spans(raised(self._slice(start, end), self._frame, self._floor))
 

@@ -268,9 +268,10 @@ class OpenUtterance:
         if len(audio):
             self.audio.append(audio)
             self.samples += len(audio)
-        self.voiced_until = voiced_until - self.start
+        # VAD can close it before it began (split off after where VAD hears the speech end).
+        self.voiced_until = max(0, voiced_until - self.start)
         self.pauses += [(s - self.start, e - self.start) for s, e in pauses]
-        if end is not None:  # VAD can close it before it began: split off after the speech ended
+        if end is not None:
             self.end = min(self.samples, max(0, end - self.start))
 
     def pausing(self) -> bool:

@@ -12,6 +12,10 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+#: The level normalisation's target for the noise floor (dBFS), and the most it raises, in dB.
+FLOOR_DBFS = -60.0
+MAX_GAIN_DB = 40.0
+
 
 @dataclass(frozen=True)
 class Boundary:
@@ -128,7 +132,7 @@ class LevelNormaliser:
     """
 
     def __init__(
-        self, *, frame_ms: int, floor_dbfs: float = -60.0, max_gain_db: float = 40.0, window_s: float = 3.0
+        self, *, frame_ms: int, floor_dbfs: float = FLOOR_DBFS, max_gain_db: float = MAX_GAIN_DB, window_s: float = 3.0
     ) -> None:
         self._floor = 10 ** (floor_dbfs / 20)
         self._max_gain = 10 ** (max_gain_db / 20)

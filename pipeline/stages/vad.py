@@ -5,8 +5,10 @@ hysteresis gate turns the decisions into utterances, and Silero VAD v6 (the ONNX
 inside faster-whisper, no torch) confirms each utterance before it reaches ASR and hears where
 its speech ends. The decisions are ``algos.live_segmenter``'s; the stage runs them on a thread.
 
-Recordings use Silero directly. Silero finds speech near -65 dBFS as readily as at -20 dBFS, while
-steady noise (dishes, an exercise bike) yields nothing: measured on ../shared/audio.
+Recordings use Silero directly. Silero finds whole sentences near -65 dBFS as readily as at
+-20 dBFS, while steady noise (dishes, an exercise bike) yields nothing: measured on
+../shared/audio. (Two short words between pauses at -57 dBFS it did not hear: live, it hears the
+audio raised, see ``algos.live_segmenter.raised``.)
 """
 
 from __future__ import annotations
