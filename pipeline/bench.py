@@ -27,6 +27,7 @@ from pipeline.algos.metrics import (
     TimedTranscript,
     UtteranceTiming,
     average_lagging,
+    first_kept,
     first_text,
     main_owner,
     overlapped_most,
@@ -329,9 +330,8 @@ def _first_kept(timed: list[tuple[float, Translation]]) -> float | None:
     final = next((e for _, e in reversed(timed) if e.final), None)
     if final is None:
         return None
-    kept = set(tokens(final.committed, final.target_language))
     shown = ((t, f"{e.committed} {e.tentative}") for t, e in timed)
-    return next((t for t, text in shown if kept & set(tokens(text, final.target_language))), None)
+    return first_kept(shown, final.committed, final.target_language)
 
 
 def translation_figures(runs: list[Run], realtime: bool) -> dict[str, Any]:

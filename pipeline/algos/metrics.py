@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,14 +119,20 @@ def first_text(references: Sequence[RefUtterance], shown: Sequence[ShownText], l
         index = main_owner(references, final.word_times)
         if index is None:
             continue
-        kept = set(tokens(final.text, language))
-        for event in shown:
-            if event.utterance == final.utterance and kept & set(tokens(event.text, language)):
-                latency = round(event.emitted - references[index].start, 4)
-                earlier = latencies[index]
-                latencies[index] = latency if earlier is None else min(earlier, latency)
-                break
+        own = ((e.emitted, e.text) for e in shown if e.utterance == final.utterance)
+        emitted = first_kept(own, final.text, language)
+        if emitted is not None:
+            latency = round(emitted - references[index].start, 4)
+            earlier = latencies[index]
+            latencies[index] = latency if earlier is None else min(earlier, latency)
     return latencies
+
+
+def first_kept(shown: Iterable[tuple[float, str]], final: str, language: str) -> float | None:
+    """When the first of one utterance's shown texts, (time, text) in order, held a word its
+    ``final`` text holds too; None if none did."""
+    kept = set(tokens(final, language))
+    return next((time for time, text in shown if kept & set(tokens(text, language))), None)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
