@@ -41,7 +41,7 @@ def _run(stage: FrontendStage, audio: np.ndarray, block: int = 1600) -> list[Aud
     return asyncio.run(collect())
 
 
-@pytest.mark.parametrize("method", ["mvdr", "fixed", "mean", "first"])
+@pytest.mark.parametrize("method", ["mwf", "mvdr", "fixed", "mean", "first"])
 def test_every_method_gives_one_channel_on_the_streams_timeline(method: str, tmp_path: Path) -> None:
     audio, _ = soundfile.read(TALKER, dtype="float32")
     saved = tmp_path / "frontend.wav"

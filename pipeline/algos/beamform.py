@@ -12,10 +12,18 @@ condition-number cap, then diagonal loading) so that a small array at low freque
 buy directivity with white-noise gain. The *fixed* (superdirective) beam takes R as the
 coherence of a diffuse noise field, which depends on the geometry alone; the *adaptive* one takes
 R as the noise covariance measured while nobody speaks (side talkers, the room's noise).
+
+The *multichannel Wiener filter* (MWF) estimates the partner as microphone 1 hears it, room
+reflections and all, from two covariances: of the partner with the noise, and of the noise (the
+side talker included) alone: w = (Rs + mu Rn)^-1 Rs e1 with Rs their difference. A steered beam
+(MVDR) passes only what reaches the microphones as a plane wave from ahead, which a room's
+reflections are not; the MWF needs no direction for the partner's sound, only the times when the
+partner speaks (Doclo & Moonen; its output SNR is never below microphone 1's).
 """
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import numpy as np
@@ -98,6 +106,25 @@ def mvdr_weights(covariance: Matrix, steering: Complex) -> Complex:
     solved = np.linalg.solve(r, steering[..., None])[..., 0]
     denominator = np.einsum("fm,fm->f", np.conj(steering), solved)
     weights: Complex = solved / np.conj(denominator)[:, None]
+    return weights
+
+
+def mwf_weights(noisy: Matrix, noise: Matrix, mu: float = 1.0, reference: int = 0) -> Complex:
+    """Multichannel Wiener filter weights per bin, (F, M): the least-squares estimate of the
+    speech as microphone ``reference`` hears it, from the covariance of speech with noise
+    (``noisy``) and of the noise alone: w = (Rs + mu Rn)^-1 Rs e_ref, with Rs = noisy - noise
+    made positive semidefinite (negative eigenvalues, which only estimation error gives, set to
+    0). ``mu`` above 1 takes more noise off for more speech distortion."""
+    rx = np.asarray(noisy, dtype=np.complex128)
+    rn = np.asarray(noise, dtype=np.complex128)
+    difference = rx - rn
+    values, vectors = np.linalg.eigh(0.5 * (difference + np.conj(np.swapaxes(difference, -1, -2))))
+    rs = (vectors * np.maximum(values, 0.0)[..., None, :]) @ np.conj(np.swapaxes(vectors, -1, -2))
+    system = rs + mu * rn
+    size = system.shape[-1]
+    scale = np.trace(system, axis1=-2, axis2=-1).real / size
+    system = system + 1e-6 * np.maximum(scale, 1e-30)[:, None, None] * np.eye(size)
+    weights: Complex = np.linalg.solve(system, rs[:, :, reference : reference + 1])[..., 0]
     return weights
 
 
@@ -203,9 +230,22 @@ class StreamingStft:
         return out
 
 
-#: Beamformer methods: the adaptive MVDR (fixed beam until it has heard noise), the fixed
-#: superdirective beam, the channels' mean, the first microphone alone.
-METHODS = ("mvdr", "fixed", "mean", "first")
+#: Beamformer methods: the adaptive MVDR (fixed beam until it has heard noise), the multichannel
+#: Wiener filter (MVDR until it has heard the partner), the fixed superdirective beam, the
+#: channels' mean, the first microphone alone.
+METHODS = ("mvdr", "mwf", "fixed", "mean", "first")
+#: The MWF's partner detector: the look beam's output in the speech band against the noise it
+#: should give (a-posteriori SNR, dB, smoothed over about two frames). Under ``NOISE_SNR_DB`` the
+#: frame is noise (side talker included, which the beam nulls), over ``PARTNER_SNR_DB`` the
+#: partner's speech; between, neither covariance takes it. Tuned on simulated rooms (see
+#: benchmarks/README.md, "The glasses' front-end").
+NOISE_SNR_DB = 2.0
+PARTNER_SNR_DB = 6.0
+#: The noise floor is never below the quietest frame of this many seconds just heard.
+FLOOR_WINDOW_S = 2.0
+#: A frame's beam power (speech band, summed over its bins) below this, in dB, is digital
+#: silence (white noise at -96 dBFS, 16-bit's least step, gives about -57 dB).
+SILENT_DB = -100.0
 
 
 class StreamingBeamformer:
@@ -221,6 +261,14 @@ class StreamingBeamformer:
     (far field); where ``estimate_steering`` is set, the partner's relative transfer function
     estimated from speech frames replaces it in the bins where it is close enough to the look
     direction to be the partner (similarity at least ``steering_similarity``).
+
+    ``mwf`` runs that MVDR toward the look direction as a detector: a frame where its output is
+    no louder than the noise covariance predicts is noise, one well above it the partner (the
+    side talker, in the noise covariance, is nulled and stays noise). The noise covariance is
+    tracked over ``mwf_noise_time_s``, the partner's (with the noise) over ``speech_time_s`` of
+    the partner's frames, and the output is the Wiener filter's estimate of the partner at
+    microphone 1 (:func:`mwf_weights`); until ``min_noise_s`` of the partner has been heard, the
+    MVDR's.
     """
 
     def __init__(
@@ -243,6 +291,9 @@ class StreamingBeamformer:
         estimate_steering: bool = False,
         steering_similarity: float = 0.7,
         own_voice_db: float | None = None,
+        mwf_noise_time_s: float = 3.0,
+        speech_time_s: float = 10.0,
+        mu: float = 1.0,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown beamformer method '{method}' (known: {', '.join(METHODS)})")
@@ -258,7 +309,9 @@ class StreamingBeamformer:
         self.mouth_beam = superdirective_weights(self.mics, self.mouth_steering, freqs)
         self.weights = self.fixed
         self._band = (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])
-        self._alpha = float(np.exp(-self.hop / (noise_time_s * rate)))
+        self._alpha = float(np.exp(-self.hop / ((mwf_noise_time_s if method == "mwf" else noise_time_s) * rate)))
+        self._speech_alpha = float(np.exp(-self.hop / (speech_time_s * rate)))
+        self._mu = mu
         self._noise_margin_db = noise_margin_db
         self._speech_margin_db = speech_margin_db
         self._min_noise_frames = int(min_noise_s * rate / self.hop)
@@ -282,8 +335,14 @@ class StreamingBeamformer:
         self.speech_covariance = np.zeros_like(self.noise_covariance)
         self.noise_frames = 0
         self.speech_frames = 0
+        # Each covariance's weights so far (1 - alpha^n): an average of few frames is not too small.
+        self._noise_weight = 0.0
+        self._speech_weight = 0.0
+        self.look_weights = self.fixed  # the MWF's detector: MVDR toward the look direction
+        self._snr_db: float | None = None
         self._since_update = 0
         self._floor_db: float | None = None
+        self._recent: collections.deque[float] = collections.deque(maxlen=round(FLOOR_WINDOW_S * rate / self.hop))
         self._noise_power = np.zeros(2)  # the mouth and look beams' power in noise, speech band
         self._skip = self.hop  # the first frame's first half lies before the stream
         self.taken = 0  # input samples so far
@@ -292,14 +351,42 @@ class StreamingBeamformer:
     def _is_noise(self, power_db: float) -> tuple[bool, bool]:
         """(noise, speech) for one frame, from its beam power against the tracked noise floor:
         the floor follows a quieter frame quickly and rises slowly (``floor_rise_db_s``), as a
-        minimum does."""
+        minimum does, but never stays below the quietest frame of the last ``FLOOR_WINDOW_S``: a
+        stream that begins quieter than it goes on (a room's sound building up, a microphone's
+        first buffers) would otherwise hold it down for as many seconds as it was dB too low.
+        Digital silence is neither noise nor speech."""
+        if power_db < SILENT_DB:
+            return False, False
+        self._recent.append(power_db)
         if self._floor_db is None or power_db < self._floor_db:
             self._floor_db = power_db if self._floor_db is None else 0.7 * self._floor_db + 0.3 * power_db
         else:
             self._floor_db += self._floor_rise_db_s * self.hop / self._rate
+        self._floor_db = max(self._floor_db, min(self._recent))
         return power_db < self._floor_db + self._noise_margin_db, power_db > self._floor_db + self._speech_margin_db
 
+    def _partner(self, frame: Complex, noise: bool) -> tuple[bool, bool]:
+        """The MWF's (noise, partner) for one frame: the look beam's output power in the speech
+        band against the noise covariance's prediction of it (until the noise is known, the
+        floor's ``noise`` and no partner)."""
+        if self.noise_frames < self._min_noise_frames:
+            return noise, False
+        weights, band = self.look_weights[self._band], frame[self._band]
+        heard = float(np.sum(np.abs(apply(weights, band)) ** 2))
+        covariance = self.noise_covariance[self._band] / self._noise_weight
+        expected = float(np.einsum("fm,fmn,fn->", np.conj(weights), covariance, weights).real)
+        snr_db = 10.0 * np.log10(max(heard, 1e-30) / max(expected, 1e-30))
+        self._snr_db = snr_db if self._snr_db is None else 0.5 * (self._snr_db + snr_db)
+        return self._snr_db < NOISE_SNR_DB, self._snr_db > PARTNER_SNR_DB
+
     def _update(self) -> None:
+        if self.method == "mwf" and self.noise_frames >= self._min_noise_frames:
+            noise = self.noise_covariance / self._noise_weight
+            self.look_weights = mvdr_weights(regularise(noise, self._cap, self._loading), self.look_steering)
+            self.weights = self.look_weights
+            if self.speech_frames >= self._min_noise_frames:
+                self.weights = mwf_weights(self.speech_covariance / self._speech_weight, noise, self._mu)
+            return
         if self.method != "mvdr" or self.noise_frames < self._min_noise_frames:
             return
         steering = self.look_steering
@@ -361,11 +448,17 @@ class StreamingBeamformer:
                 if self._toward_mouth > 0.0:
                     out[t] = (1.0 - self._toward_mouth) * out[t] + self._toward_mouth * apply(self.mouth_sum, frame)
             outer = frame[:, :, None] * np.conj(frame[:, None, :])
+            speech_alpha = self._alpha
+            if self.method == "mwf":
+                noise, speech = self._partner(frame, noise)
+                speech_alpha = self._speech_alpha
             if noise:
                 self.noise_covariance = self._alpha * self.noise_covariance + (1 - self._alpha) * outer
+                self._noise_weight = self._alpha * self._noise_weight + (1 - self._alpha)
                 self.noise_frames += 1
             elif speech and mouth[t] < look[t]:  # speech, and not the wearer's
-                self.speech_covariance = self._alpha * self.speech_covariance + (1 - self._alpha) * outer
+                self.speech_covariance = speech_alpha * self.speech_covariance + (1 - speech_alpha) * outer
+                self._speech_weight = speech_alpha * self._speech_weight + (1 - speech_alpha)
                 self.speech_frames += 1
             self._since_update += 1
             if self._since_update >= self._update_hops:
