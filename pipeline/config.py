@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.algos.beamform import METHODS
 from pipeline.algos.vocab import Term, parse_terms
 from pipeline.errors import ConfigError
 
@@ -234,8 +235,7 @@ class FrontendConfig:
     denoise_gain_db: float = 0.0
 
     def __post_init__(self) -> None:
-        methods = ("mvdr", "mwf", "fixed", "mean", "first")
-        _check(self.beamformer in methods, f"frontend.beamformer must be one of {', '.join(methods)}")
+        _check(self.beamformer in METHODS, f"frontend.beamformer must be one of {', '.join(METHODS)}")
         for who in ("partner", "wearer"):
             action = getattr(self, who)
             _check(action in SPEAKER_ACTIONS, f"frontend.{who} must be one of {', '.join(SPEAKER_ACTIONS)}")
