@@ -73,7 +73,9 @@ class SpeechSegment:
     silences inside the utterance that ended in this piece, as (start, end) stream positions.
     ``speech`` are the stretches of speech inside the piece, as (start, end) stream positions, where
     the VAD states them (a recording's chunks: Silero's stretches without padding). ``speaker`` is
-    who the front-end heard in the utterance's latest speech ("wearer" or "partner"), where it can.
+    who the front-end heard in the utterance's latest speech ("wearer" or "partner"), where it can;
+    ``speaker_since`` the stream position where that speaker's turn in the utterance began (its
+    start, or where the evidence says the voice changed when another spoke before in it).
     """
 
     utterance: int
@@ -85,6 +87,7 @@ class SpeechSegment:
     pauses: tuple[tuple[int, int], ...] = ()
     speech: tuple[tuple[int, int], ...] = ()
     speaker: str | None = None
+    speaker_since: int | None = None
 
     @property
     def start_s(self) -> float:

@@ -237,3 +237,31 @@ def test_with_own_voice_evidence_every_piece_says_who_spoke() -> None:
     # No evidence (mono, or no profile): no label, as before.
     unlabelled = asyncio.run(run(LiveVadStage(CONFIG, is_speech=loud_frame, speech_spans=loud_spans)))
     assert all(p.speaker is None for p in unlabelled)
+
+
+def test_where_the_voice_changes_inside_an_utterance_the_pieces_say_where() -> None:
+    # One utterance, no pause: the partner (the mouth beam 1 dB over the look beam, a block in
+    # five 4 dB, as a room's reflections do) for 2 s, then the wearer (5 dB, a block in five 2 dB).
+    audio = np.concatenate([silence(0.5), speech(4.0), silence(1.0)])
+    turn = _samples(2.5)
+
+    async def chunks() -> AsyncIterator[AudioChunk]:
+        for index, position in enumerate(range(0, len(audio), 1600)):
+            block = audio[position : position + 1600]
+            power = float(np.sum(block.astype(np.float64) ** 2))
+            db = (5.0, 2.0) if position >= turn else (1.0, 4.0)
+            ratio = 10 ** (db[index % 5 == 2] / 10)
+            yield AudioChunk(position, block.reshape(-1, 1), own_voice=(ratio * power, power))
+
+    async def run() -> list[SpeechSegment]:
+        stage = LiveVadStage(CONFIG, is_speech=loud_frame, speech_spans=loud_spans, own_voice_db=2.7)
+        return [piece async for piece in stage.run(chunks())]
+
+    pieces = asyncio.run(run())
+    assert {p.utterance for p in pieces} == {0}
+    partner = [p for p in pieces if p.speaker == "partner"]
+    wearer = [p for p in pieces if p.speaker == "wearer"]
+    assert partner and wearer and partner[-1].end <= wearer[0].start  # one turn, partner first
+    assert {p.speaker_since for p in partner} == {pieces[0].start}
+    [since] = {p.speaker_since for p in wearer}
+    assert since is not None and abs(since - turn) <= 1600  # within a block of the change

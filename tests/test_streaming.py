@@ -548,3 +548,42 @@ def test_where_the_array_labels_utterances_an_unlabelled_one_waits_for_its_label
     events = run(wait=True)
     assert events and {e.speaker for e in events} == {"partner"} and all(e.start < 5.0 for e in events)
     assert any(e.start >= 5.0 and e.speaker is None for e in run(wait=False))  # what the wait prevents
+
+
+def test_where_another_voice_takes_over_inside_an_utterance_it_is_split_there() -> None:
+    # The partner says "The quick brown fox" and the wearer, without a pause VAD hears, "jumps over
+    # the lazy dog.": VAD labels its pieces "partner" until its evidence turns, at 2.4 s, and then
+    # "wearer", since 1.65 s.
+    async def pieces(turn: bool) -> AsyncIterator[SpeechSegment]:
+        async for piece in _pieces([(0, 0.0, 3.8)]):
+            if turn and piece.end > 2.4 * SAMPLE_RATE:
+                yield dataclasses.replace(piece, speaker="wearer", speaker_since=int(1.65 * SAMPLE_RATE))
+            else:
+                yield dataclasses.replace(piece, speaker="partner", speaker_since=0)
+
+    def finals(turn: bool, wearer: str = "caption") -> list[Transcript | Translation]:
+        stage = StreamingAsrStage(
+            ScriptedDecoder(),
+            AsrConfig(language="es"),
+            StreamingConfig(partial_interval_s=0.3, replay_step_s=0.3, first_decode_s=0.5, commit_margin_s=0.3),
+            translate=True,
+            actions={"partner": "translate", "wearer": wearer},
+            wearer_language="en",
+            clock=Clock(replay=True),
+        )
+        events = asyncio.run(_collect(stage, pieces(turn)))
+        assert stage.speaker_finals == int(turn)
+        # The finals shown: translations, and the wearer's captions (not the translations' sources).
+        return [e for e in events if e.final and (isinstance(e, Translation) or e.speaker == "wearer")]
+
+    partner, wearer = finals(turn=True)
+    assert isinstance(partner, Translation) and partner.speaker == "partner"
+    assert partner.committed == "The quick brown fox" and partner.end == pytest.approx(1.65, abs=0.01)
+    assert isinstance(wearer, Transcript) and wearer.speaker == "wearer" and wearer.language == "en"
+    assert wearer.committed == "jumps over the lazy dog." and wearer.start == pytest.approx(1.65, abs=0.01)
+    # Dropped, the wearer's words are in no event at all.
+    [partner] = finals(turn=True, wearer="drop")
+    assert partner.committed == "The quick brown fox"
+    # No turn: one utterance, the partner's.
+    [whole] = finals(turn=False)
+    assert whole.speaker == "partner" and whole.committed == "The quick brown fox jumps over the lazy dog."

@@ -65,6 +65,11 @@ MIN_AUDIO_S = 0.1
 #: talker before the partner spoke) waits for its label before its first decode, up to this much
 #: audio, in seconds: decoded as the session's default, a wearer's utterance would be translated.
 LABEL_WAIT_S = 2.0
+#: Where the array's label changes inside an utterance, it is split where the new voice began
+#: (moved into a gap between words up to ``TURN_SNAP_S`` away), unless either part would be shorter
+#: than ``MIN_TURN_S``, in seconds.
+MIN_TURN_S = 0.5
+TURN_SNAP_S = 0.4
 #: Characters of earlier text given to Whisper as its prompt, at most (the vocabulary comes first).
 PROMPT_CHARS = 300
 #: In a conversation of several languages, an utterance's language is decided by its first decode
@@ -120,6 +125,7 @@ class StreamingAsrStage:
         self.sentence_finals = 0  # utterances ended at a sentence end before VAD closed them
         self.whole_finals = 0  # finals decoded again whole because they had stopped early
         self.skipped_finals = 0  # finals whose skipped first speech was decoded apart
+        self.speaker_finals = 0  # utterances ended where the array heard another speaker take over
         #: The most audio ever waiting for recognition, in seconds (how far it fell behind).
         self.backlog_max_s = 0.0
 
@@ -350,10 +356,47 @@ class StreamingAsrStage:
                 if not piece.final:
                     self._dropped.add(piece.utterance)
                 return
+        elif piece.speaker is not None and piece.speaker != utterance.speaker and piece.speaker_since is not None:
+            # Another voice took over without a pause VAD heard (the wearer answers at once, or a
+            # side talker began the utterance): what came before is one speaker's, the rest the
+            # other's, recognised as their label asks (never the wearer's words as the partner's).
+            rest = self._turn(utterance, piece.speaker_since)
+            if rest is None:
+                pass
+            elif self._label(rest, piece.speaker):
+                self._by_vad_id[piece.utterance] = rest
+                self._open.insert(self._open.index(utterance) + 1, rest)
+                self.speaker_finals += 1
+                utterance = rest
+            else:
+                del self._by_vad_id[piece.utterance]
+                if not piece.final:
+                    self._dropped.add(piece.utterance)
+                self.speaker_finals += 1
+                return
         if piece.final:
             self._unlabelled.discard(piece.utterance)
         voiced_until = piece.voiced_until if piece.voiced_until is not None else piece.end
         utterance.take(piece.audio, voiced_until, piece.pauses, piece.end if piece.final else None)
+
+    def _turn(self, utterance: OpenUtterance, since: int) -> OpenUtterance | None:
+        """Ends the utterance where another speaker began (stream position ``since``, moved into
+        the nearest gap between the latest hypothesis's words, never before a committed word) and
+        returns the rest, or None where that leaves either part under ``MIN_TURN_S``."""
+        at_s = since / SAMPLE_RATE
+        words = utterance.hypothesis or []
+        gaps = [(a.end + max(a.end, b.start)) / 2 for a, b in itertools.pairwise(words)]
+        near = [g for g in gaps if abs(g - at_s) <= TURN_SNAP_S]
+        if near:
+            at_s = min(near, key=lambda g: abs(g - at_s))
+        committed = utterance.agreement.committed
+        if committed:
+            at_s = max(at_s, committed[-1].end)
+        at = int(at_s * SAMPLE_RATE) - utterance.start
+        least = int(MIN_TURN_S * SAMPLE_RATE)
+        if at < max(least, utterance.trim + least) or utterance.samples - at < least:
+            return None
+        return utterance.split(at, next(self._ids), self._config.agree_gap_s)
 
     def _awaits_label(self, utterance: OpenUtterance) -> bool:
         return (
@@ -480,4 +523,5 @@ class StreamingAsrStage:
             "sentence_finals": self.sentence_finals,
             "whole_finals": self.whole_finals,
             "skipped_finals": self.skipped_finals,
+            "speaker_finals": self.speaker_finals,
         }

@@ -96,7 +96,10 @@ class LiveVadStage:
     Where the front-end gives own-voice evidence (``AudioChunk.own_voice``) and ``own_voice_db``
     is set, every piece says who spoke: "wearer" when the mouth beam's power over the look beam's,
     over the utterance's latest ``LABEL_WINDOW_S`` (from where VAD first heard voice at most),
-    reaches ``own_voice_db``, else "partner".
+    reaches ``own_voice_db``, else "partner". Where the label changes inside an utterance (the
+    wearer answers without a pause VAD hears, or a side talker began it), ``speaker_since`` says
+    where the new voice began: the point that best parts the blocks whose own evidence says the
+    earlier speaker from those that say the new one, so recognition can split the utterance there.
     """
 
     #: Seconds of an utterance's latest audio its label is decided on: long enough for a few
@@ -119,6 +122,7 @@ class LiveVadStage:
         self._pre_roll = config.pre_roll_ms * SAMPLE_RATE // 1000
         self._evidence: deque[tuple[int, int, float, float]] = deque()  # (start, end, mouth, look)
         self._starts: dict[int, int] = {}  # utterance -> stream position of its first piece
+        self._turns: dict[int, tuple[str, int]] = {}  # utterance -> its latest label and where it began
         if is_speech is None:
             import webrtcvad
 
@@ -139,12 +143,14 @@ class LiveVadStage:
         return {"compute_s": round(self.compute_seconds, 3), "rejected": self.rejected}
 
     def _label(self, piece: SpeechSegment) -> SpeechSegment:
-        """The piece, saying who spoke where the front-end's evidence tells."""
+        """The piece, saying who spoke where the front-end's evidence tells, and since when."""
         if self._own_voice_db is None or not self._evidence:
             return piece
         start = self._starts.setdefault(piece.utterance, piece.start)
+        earlier = self._turns.get(piece.utterance)
         if piece.final:
             del self._starts[piece.utterance]
+            self._turns.pop(piece.utterance, None)
         # From where VAD heard voice (after the pre-roll, which may hold the last speaker's tail).
         voiced = min(start + self._pre_roll, piece.end - 1)
         begin = max(voiced, piece.end - int(self.LABEL_WINDOW_S * SAMPLE_RATE))
@@ -154,10 +160,36 @@ class LiveVadStage:
                 mouth, look = mouth + m, look + lk
         while self._evidence and self._evidence[0][1] < piece.end - 60 * SAMPLE_RATE:
             self._evidence.popleft()  # utterances last 25 s at most
-        if look <= 0.0 or mouth <= 0.0:
-            return piece
-        wearer = 10.0 * math.log10(mouth / look) >= self._own_voice_db
-        return dataclasses.replace(piece, speaker="wearer" if wearer else "partner")
+        if look <= 0.0 or mouth <= 0.0:  # nothing tells: as before
+            if earlier is None:
+                return piece
+            return dataclasses.replace(piece, speaker=earlier[0], speaker_since=earlier[1])
+        label = "wearer" if 10.0 * math.log10(mouth / look) >= self._own_voice_db else "partner"
+        if earlier is None:
+            since = start
+        elif earlier[0] == label:
+            since = earlier[1]
+        else:  # the voice changed: where, between the earlier turn's start and now
+            since = self._turn(max(voiced, earlier[1]), piece.end, label)
+        if not piece.final:
+            self._turns[piece.utterance] = (label, since)
+        return dataclasses.replace(piece, speaker=label, speaker_since=since)
+
+    def _turn(self, begin: int, end: int, label: str) -> int:
+        """Where ``label``'s voice began between stream positions ``begin`` and ``end``: each block
+        with evidence votes by its own ratio, and the turn goes where the most votes for the earlier
+        speaker lie before it and for ``label`` after it (``begin`` when none do)."""
+        assert self._own_voice_db is not None
+        sign = 1 if label == "wearer" else -1
+        best, score, turn = 0, 0, begin
+        for a, b, m, lk in self._evidence:
+            if a < begin or b > end or m <= 0.0 or lk <= 0.0:
+                continue
+            # A vote for the earlier speaker before the turn counts for it; one for label against.
+            score -= sign if 10.0 * math.log10(m / lk) >= self._own_voice_db else -sign
+            if score > best:
+                best, turn = score, b
+        return turn
 
     async def run(self, inputs: AsyncIterator[AudioChunk]) -> AsyncGenerator[SpeechSegment, None]:
         try:
