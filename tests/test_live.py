@@ -108,13 +108,14 @@ def test_quick_turns_between_speakers_are_final_soon_after_each_sentence(
 
 
 def test_a_looping_decode_stops_at_the_audio_s_token_budget(whisper_base: WhisperDecoder) -> None:
-    # "Hello? Hello? Oh," (7.35-9.69 s of the conversation): Whisper base at beam 5 loops on
-    # "Hello". Unbounded it ran to 224 tokens (2.4 s of compute for 2.3 s of audio); bounded by
-    # the audio's length it stops within the budget, and the caller's loop guard cuts the rest.
+    # "Hello? Hello? Oh," (7.35-9.20 s of the conversation, cut before "I didn't know"): Whisper
+    # base at beam 5 loops on "hello". Unbounded such loops ran to 224 tokens (2.4 s of compute for
+    # 2.3 s of audio); bounded by the audio's length it stops within the budget, and the caller's
+    # loop guard cuts the rest. (To 9.69 s it looped with MKL's arithmetic, not with the tests'.)
     audio, rate = soundfile.read(str(FIXTURES / "en_conversation_2spk_30s.wav"), dtype="float32")
-    clip = audio[int(7.35 * rate) : int(9.69 * rate)]
+    clip = audio[int(7.35 * rate) : int(9.20 * rate)]
     hypothesis = whisper_base.decode_utterance(clip, language="en", task="transcribe", beam_size=5)
-    assert [w.text for w in hypothesis.words[:3]] == ["Hello", "Hello", "Hello"]  # the loop is real
+    assert [w.text.strip(",.?!").lower() for w in hypothesis.words[:4]] == ["hello"] * 4  # the loop is real
     tokens = whisper_base._model.hf_tokenizer.encode(" " + hypothesis.text).ids
     assert len(tokens) <= math.ceil(len(clip) / rate * TOKENS_PER_S) + EXTRA_TOKENS
 
