@@ -8,8 +8,9 @@ import os
 # they give, come out the same on the next machine as on this one. Left to choose, CTranslate2 takes
 # Intel MKL on Intel processors and oneDNN elsewhere, each with the widest vector instructions
 # there, and numpy's OpenBLAS picks its kernels by processor too: the glasses fixture's partner
-# came out at 35.1% WER through MVDR on an Intel machine and 59.5% on an AMD one. oneDNN with AVX2
-# everywhere (MKL on AMD is five times slower). Set before numpy or CTranslate2 loads.
+# came out at 35.1% WER through MVDR on the machine the test was written on and 59.5% on an AMD
+# one with AVX2 only. oneDNN with AVX2 everywhere (MKL on AMD is five times slower). Set before
+# numpy or CTranslate2 loads.
 for _name, _value in (
     ("CT2_USE_MKL", "0"),
     ("CT2_FORCE_CPU_ISA", "AVX2"),

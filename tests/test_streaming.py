@@ -321,9 +321,10 @@ def test_a_sentence_end_followed_by_nothing_whisper_hears_ends_the_utterance() -
     stage = _stage(ScriptedDecoder())
     noise = np.random.default_rng(0).normal
 
-    def end_after(level: float) -> float | None:
+    def end_after(level: float, previous_decoded_s: float = 1.5) -> float | None:
         audio = np.concatenate([noise(0, 0.1, SAMPLE_RATE), noise(0, level, SAMPLE_RATE)]).astype(np.float32)
         utterance = OpenUtterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
+        utterance.previous_decoded = int(previous_decoded_s * SAMPLE_RATE)
         utterance.hypothesis = utterance.previous = [Word("Hello", 0.1, 0.5), Word("there.", 0.6, 1.0)]
         at = utterance.sentence_end(stage._config.commit_margin_s)
         return None if at is None else at / SAMPLE_RATE
@@ -332,6 +333,9 @@ def test_a_sentence_end_followed_by_nothing_whisper_hears_ends_the_utterance() -
     # As loud as the speech: the next sentence (a next speaker?), whose start Whisper leaves out
     # until it is decoded apart: cut just after the word.
     assert end_after(0.08) == 1.2
+    # But not where the decode before ended just after the word: Whisper leaves out a decode's
+    # last words, so it had nothing after the word to hear ("...que se concentró?" at 0.08 s).
+    assert end_after(0.08, previous_decoded_s=1.08) is None
 
 
 def test_a_sentence_end_is_agreed_on_by_its_word_and_time_not_by_every_word_before_it() -> None:
