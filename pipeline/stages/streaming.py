@@ -363,19 +363,16 @@ class StreamingAsrStage:
             # side talker began the utterance): what came before is one speaker's, the rest the
             # other's, recognised as their label asks (never the wearer's words as the partner's).
             rest = self._turn(utterance, piece.speaker_since)
-            if rest is None:
-                pass
-            elif self._label(rest, piece.speaker):
+            if rest is not None:
+                self.speaker_finals += 1
+                if not self._label(rest, piece.speaker):  # the new speaker's words are dropped
+                    del self._by_vad_id[piece.utterance]
+                    if not piece.final:
+                        self._dropped.add(piece.utterance)
+                    return
                 self._by_vad_id[piece.utterance] = rest
                 self._open.insert(self._open.index(utterance) + 1, rest)
-                self.speaker_finals += 1
                 utterance = rest
-            else:
-                del self._by_vad_id[piece.utterance]
-                if not piece.final:
-                    self._dropped.add(piece.utterance)
-                self.speaker_finals += 1
-                return
         if piece.final:
             self._unlabelled.discard(piece.utterance)
         voiced_until = piece.voiced_until if piece.voiced_until is not None else piece.end
