@@ -4,7 +4,7 @@ the excess is refused with a message, admitted sessions keep their latency, the 
 
 The sessions run on the fakes of ``test_server`` (a scripted recogniser, scripted voice detectors),
 so no model is needed. Nothing here measures wall-clock time: an admitted session "keeps its
-output" (the same finals as the same session alone on a fresh server), refusals are counted by
+output" (the text of the same session alone on a fresh server), refusals are counted by
 kind, and memory is read from ``/proc/self/statm``; timeouts only guard against a hang.
 """
 
@@ -90,13 +90,16 @@ def _kinds(refused: list[Attempt]) -> tuple[int, int]:
     return sum(a.code == 1013 for a in refused), sum(a.status == 503 for a in refused)
 
 
-async def _finish(client: ClientConnection) -> list[str]:
-    """The admitted session streams the whole script and stops; its final texts."""
+async def _finish(client: ClientConnection) -> str:
+    """The admitted session streams the whole script and stops; its finals' text, joined (a live
+    session decodes as the wall clock lets it, so where a sentence end closed an utterance early
+    depends on when its decodes fell, under load or not: "The quick brown fox jumps." and "Over
+    the lazy dog." came as one final in some runs, two in others; the words are the same)."""
     await _stream(client)
     await client.send(json.dumps({"type": "stop"}))
     records, code = await _until_closed(client)
     assert code == 1000 and records[-1]["type"] == "session", records[-1:]
-    return _finals(records)
+    return " ".join(_finals(records))
 
 
 async def _idle(server: Server) -> None:
@@ -112,8 +115,8 @@ def _rss_bytes() -> int:
 
 
 @pytest.fixture(scope="module")
-def alone() -> list[str]:
-    """The finals of the scripted session run alone on a fresh server."""
+def alone() -> str:
+    """The finals' text of the scripted session run alone on a fresh server, joined."""
     finals: list[str] = []
 
     async def body(server: Server) -> None:
@@ -123,11 +126,11 @@ def alone() -> list[str]:
 
     _run(body)
     assert finals
-    return finals
+    return " ".join(finals)
 
 
 def test_a_storm_against_the_session_limit_admits_one_and_refuses_the_rest_with_a_message(
-    alone: list[str],
+    alone: str,
 ) -> None:
     """Room for every connection (max_connections = CLIENTS): the session limit alone decides."""
     seen: list[tuple[int, int]] = []
@@ -139,7 +142,7 @@ def test_a_storm_against_the_session_limit_admits_one_and_refuses_the_rest_with_
         assert await _finish(admitted[0]) == alone  # the admitted session keeps its output
         await _idle(server)
         records, code = await _whole_session(server)  # after the storm, a new session is served
-        assert code == 1000 and _finals(records) == alone
+        assert code == 1000 and " ".join(_finals(records)) == alone
 
     server = _run(body, max_sessions=1, max_connections=CLIENTS)
     assert seen == [(CLIENTS - 1, 0)]
@@ -147,7 +150,7 @@ def test_a_storm_against_the_session_limit_admits_one_and_refuses_the_rest_with_
     assert server.counts["refused_try_again_later"] == CLIENTS - 1 and not server.counts["refused_connections"]
 
 
-def test_a_storm_over_max_connections_is_answered_in_full_and_the_server_serves_on(alone: list[str]) -> None:
+def test_a_storm_over_max_connections_is_answered_in_full_and_the_server_serves_on(alone: str) -> None:
     """The default max_connections (16) is below CLIENTS: every attempt still gets an answer, the
     refusals are counted, and a session after the storm is served with its whole output."""
     seen: list[tuple[int, int, int]] = []
@@ -160,7 +163,7 @@ def test_a_storm_over_max_connections_is_answered_in_full_and_the_server_serves_
             assert await _finish(client) == alone
         await _idle(server)
         records, code = await _whole_session(server)
-        assert code == 1000 and _finals(records) == alone
+        assert code == 1000 and " ".join(_finals(records)) == alone
 
     server = _run(body, max_sessions=1)
     assert server.config.server.max_connections == DEFAULT_MAX_CONNECTIONS < CLIENTS
@@ -183,7 +186,7 @@ def test_a_storm_over_max_connections_still_admits_one_session() -> None:
     assert counted == [1]
 
 
-def test_repeated_storms_leave_memory_flat_and_every_refusal_counted(alone: list[str]) -> None:
+def test_repeated_storms_leave_memory_flat_and_every_refusal_counted(alone: str) -> None:
     growth: list[int] = []
 
     async def round_(server: Server) -> None:
