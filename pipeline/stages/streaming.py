@@ -365,13 +365,8 @@ class StreamingAsrStage:
             rest = self._turn(utterance, piece.speaker_since)
             if rest is not None:
                 self.speaker_finals += 1
-                if not self._label(rest, piece.speaker):  # the new speaker's words are dropped
-                    del self._by_vad_id[piece.utterance]
-                    if not piece.final:
-                        self._dropped.add(piece.utterance)
+                if not self._follow(utterance, rest, piece.speaker, more=not piece.final):
                     return
-                self._by_vad_id[piece.utterance] = rest
-                self._open.insert(self._open.index(utterance) + 1, rest)
                 utterance = rest
         if piece.final:
             self._unlabelled.discard(piece.utterance)
@@ -396,6 +391,18 @@ class StreamingAsrStage:
         if at < max(least, utterance.trim + least) or utterance.samples - at < least:
             return None
         return utterance.split(at, next(self._ids), self._config.agree_gap_s)
+
+    def _follow(self, utterance: OpenUtterance, rest: OpenUtterance, label: str | None, *, more: bool) -> bool:
+        """VAD's utterance goes on in ``rest``, split off ``utterance``, where its label keeps it
+        (True); else the rest is dropped, with VAD's later pieces of it when ``more`` will come."""
+        if self._label(rest, label):
+            self._by_vad_id[utterance.vad_id] = rest
+            self._open.insert(self._open.index(utterance) + 1, rest)
+            return True
+        del self._by_vad_id[utterance.vad_id]
+        if more:
+            self._dropped.add(utterance.vad_id)
+        return False
 
     def _awaits_label(self, utterance: OpenUtterance) -> bool:
         return (
@@ -444,12 +451,7 @@ class StreamingAsrStage:
                     finished = None  # still open
                 else:
                     rest = utterance.split(at, next(self._ids), self._config.agree_gap_s)
-                    if self._label(rest, self._labels.get(utterance.vad_id)):  # the next speaker's?
-                        self._by_vad_id[utterance.vad_id] = rest
-                        self._open.insert(1, rest)
-                    else:
-                        del self._by_vad_id[utterance.vad_id]
-                        self._dropped.add(utterance.vad_id)
+                    self._follow(utterance, rest, self._labels.get(utterance.vad_id), more=True)
                     self.sentence_finals += 1
                     events.append(await self._final(utterance))
             else:
