@@ -350,6 +350,23 @@ def test_a_sentence_end_is_agreed_on_by_its_word_and_time_not_by_every_word_befo
     assert utterance.sentence_end(3.0) is None
 
 
+def test_a_sentence_end_is_agreed_on_with_the_hypothesis_before_the_previous_one() -> None:
+    # Quick turns in Portuguese: given two speakers' sentences, Whisper gave both in one decode and
+    # only the second (its first word stretched over the first) in the next, every other decode,
+    # so no two consecutive hypotheses agreed on the sentence end.
+    audio = np.full(4 * SAMPLE_RATE, 0.1, dtype=np.float32)
+    utterance = OpenUtterance(0, 0, audio=[audio], samples=len(audio), voiced_until=len(audio), decoded=len(audio))
+    both = [Word("perdeu", 0.1, 0.5), Word("o", 0.5, 0.6), Word("carro.", 0.6, 1.6), Word("O", 2.0, 2.2)]
+    second = [Word("O", 0.1, 2.2), Word("romantismo", 2.2, 2.9)]
+    utterance.older, utterance.previous = both, second
+    utterance.hypothesis = [*both, Word("romantismo", 2.2, 2.9)]
+    assert utterance.sentence_end(3.0) == int(1.8 * SAMPLE_RATE)  # between "carro." and "O"
+    # Nothing heard after it is weaker evidence: that needs the latest two decodes.
+    utterance.older, utterance.older_decoded = both[:3], 3 * SAMPLE_RATE
+    utterance.hypothesis = both[:3]
+    assert utterance.sentence_end(3.0) is None
+
+
 def test_a_sentence_end_is_agreed_on_where_whisper_stretched_its_last_word_over_the_pause() -> None:
     # The two-speaker conversation: with the full stop, Whisper gives "Jersey." the pause after it
     # (13.53-14.38 s); the decode before, which heard the next speaker's "And" as no more than a

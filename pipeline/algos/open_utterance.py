@@ -39,8 +39,8 @@ STOPPED_EARLY_S = 1.0
 #: A final whose first word comes this much voiced audio (pauses VAD heard not counted) after the
 #: first word an earlier hypothesis heard, in seconds, with nothing committed, skipped speech.
 STARTED_LATE_S = 2.0
-#: A sentence end two consecutive hypotheses agree on ends the utterance once this much audio
-#: followed it, in seconds (quick turn-taking, no pause).
+#: A sentence end the latest hypothesis and one of the two before it agree on ends the utterance
+#: once this much audio followed it, in seconds (quick turn-taking, no pause).
 QUICK_END_S = 0.8
 #: A sentence end both of two consecutive hypotheses heard nothing after ends the utterance only
 #: where the earlier one too had this much audio after it, in seconds. Whisper leaves out the
@@ -125,6 +125,8 @@ class OpenUtterance:
     final_quality: bool = False  # the latest hypothesis was decoded with the final beam size
     decoded: int = 0  # samples covered by the latest decode
     previous_decoded: int = 0  # samples covered by the decode before it
+    older: list[Word] | None = None  # the hypothesis before the previous one
+    older_decoded: int = 0  # samples covered by its decode
     logprob: float = 0.0  # the latest decode's average log-probability
     first_heard_s: float | None = None  # the earliest first word of its hypotheses, stream seconds
     emitted: tuple[str, str] | None = None
@@ -186,12 +188,16 @@ class OpenUtterance:
         ratio = float(np.mean(after * after)) / max(float(np.mean(before * before)), 1e-12)
         return ratio <= 10 ** (-QUIET_AFTER_DB / 10)
 
-    def heard_before(self, word: Word) -> int | None:
-        """The index of the same word, starting or ending within ``AGREE_S`` of it, in the previous hypothesis."""
-        for j, other in enumerate(self.previous or ()):
-            close = abs(other.start - word.start) <= AGREE_S or abs(other.end - word.end) <= AGREE_S
-            if key(other.text) == key(word.text) and close:
-                return j
+    def heard_before(self, word: Word) -> tuple[list[Word], int, int] | None:
+        """Where an earlier hypothesis holds the same word, starting or ending within ``AGREE_S``
+        of it: the previous one, else the one before it (in quick turn-taking Whisper can leave out
+        the first speaker's sentence every other decode). That hypothesis, the samples it covered
+        and the word's index in it."""
+        for hypothesis, decoded in ((self.previous, self.previous_decoded), (self.older, self.older_decoded)):
+            for j, other in enumerate(hypothesis or ()):
+                close = abs(other.start - word.start) <= AGREE_S or abs(other.end - word.end) <= AGREE_S
+                if key(other.text) == key(word.text) and close:
+                    return hypothesis or [], decoded, j
         return None
 
     def sentence_end(self, commit_margin_s: float) -> int | None:
@@ -201,12 +207,16 @@ class OpenUtterance:
         words = self.hypothesis
         if not words or self.end is not None:
             return None
-        # In speech with no pause at all (quick turn-taking), a sentence end that two consecutive
-        # hypotheses agree on, with the next sentence begun after it, is enough: waiting for its
-        # words to be committed costs seconds (agree_gap_s + commit_margin_s). So is one after
-        # which both heard nothing in as much audio. They agree on the word and its time, not on
-        # every word before it: Whisper rewords earlier parts between decodes ("there's" / "there
-        # is"), which says nothing about where the sentence ends.
+        # In speech with no pause at all (quick turn-taking), a sentence end that the latest
+        # hypothesis and one of the two before it agree on, with the next sentence begun after it,
+        # is enough: waiting for its words to be committed costs seconds (agree_gap_s +
+        # commit_margin_s). One of the two before: given two speakers' sentences, Whisper can give
+        # both in one decode and only the second in the next, every other decode (replayed, turns
+        # de finals p95 2.28 -> 1.80 s, the conversation's WER 23.5 -> 21.0%; of 24 other streams
+        # only babble pt changed, by one word). So is a sentence end after which the latest two
+        # heard nothing in as much audio. They agree on the word and its time, not on every word
+        # before it: Whisper rewords earlier parts between decodes ("there's" / "there is"), which
+        # says nothing about where the sentence ends.
         decoded_s = (self.start + self.decoded) / SAMPLE_RATE
         committed = self.agreement.committed
         # Never before a committed word: it would be in both utterances' text.
@@ -217,21 +227,23 @@ class OpenUtterance:
                 break
             if not ends_sentence(word.text) or decoded_s - word.end < QUICK_END_S:
                 continue
-            before = self.heard_before(word)
-            if before is None:
+            heard = self.heard_before(word)
+            if heard is None:
                 continue
+            before, before_decoded, j = heard
             if i + 1 < len(words):
                 cut_s = (word.end + max(word.end, words[i + 1].start)) / 2
                 return int(cut_s * SAMPLE_RATE) - self.start
-            # Both heard nothing after it (each in HEARD_AFTER_S of audio at least), though VAD
+            # Both heard nothing after it (each in HEARD_AFTER_S of audio at least; the latest two
+            # decodes, not the one before: this is weaker evidence than words after it), though VAD
             # still hears voice. Where that is quiet it is noise or breath VAD takes for speech
             # (non-stationary noise kept utterances open 2 s after the words): cut in the middle.
             # Where it is as loud as speech it is the next sentence, often the next speaker's,
             # whose start Whisper leaves out after a sentence end until it is decoded apart: cut
             # just after the word (in the two-speaker conversation, finals p50 2.33 -> 1.63 s,
             # WER unchanged on 21 streams).
-            previous_after_s = (self.start + self.previous_decoded) / SAMPLE_RATE - word.end
-            if before == len(self.previous or ()) - 1 and previous_after_s >= HEARD_AFTER_S:
+            before_after_s = (self.start + before_decoded) / SAMPLE_RATE - word.end
+            if before is self.previous and j == len(before) - 1 and before_after_s >= HEARD_AFTER_S:
                 if self.quiet_after(word.end):
                     return int((word.end + decoded_s) / 2 * SAMPLE_RATE) - self.start
                 return int((word.end + SPLIT_AFTER_S) * SAMPLE_RATE) - self.start

@@ -268,8 +268,8 @@ class StreamingAsrStage:
         beam = self._config.final_beam_size if final_quality else self._config.partial_beam_size
         before = utterance.decoded
         words = await self._hypothesis(utterance, end, beam)
-        utterance.previous, utterance.hypothesis = utterance.hypothesis, words
-        utterance.previous_decoded = before
+        utterance.older, utterance.previous, utterance.hypothesis = utterance.previous, utterance.hypothesis, words
+        utterance.older_decoded, utterance.previous_decoded = utterance.previous_decoded, before
         utterance.final_quality = final_quality
         audio_end = (utterance.start + end) / SAMPLE_RATE
         utterance.agreement.update(words, audio_end, audio_end - self._config.commit_margin_s, SENTENCE_END)
