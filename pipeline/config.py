@@ -161,7 +161,9 @@ class StreamingConfig:
     #: Characters of the previous utterance given to Whisper as its prompt (0 for none), when
     #: it ended at most ``context_gap_s`` before this one began. Off by default: measured on
     #: FLEURS streams it raised WER (es 9.2% -> 13.0%, en 8.7% -> 10.7%): earlier text leaks
-    #: into the next utterance ("foreigners" recognised twice).
+    #: into the next utterance ("foreigners" recognised twice). Measured again in session 19 on
+    #: eight streams: 21.6% -> 23.2% with a 2 s gap; within one VAD utterance only (gap 0), 19.4%
+    #: -> 20.3% on twelve, with quick-turn finals up to 5 s late.
     context_chars: int = 0
     context_gap_s: float = 1.0
     #: Replays (``live --instant``, ``bench --mode instant``): a decode every this much audio, in
