@@ -2,12 +2,12 @@
 
 Utterances here are the ASR's own: VAD's utterance is one of them until the speaker pauses after
 a finished sentence (a hypothesis covering a pause of ``SENTENCE_PAUSE_S`` ends with a full stop,
-question or exclamation mark), or goes on without a pause after one that two consecutive
-hypotheses agree on (``QUICK_END_S`` of speech after it; or of audio in which both heard
-nothing, though VAD still hears voice: noise or breath it takes for speech). Then that sentence
-is final at once, without waiting for VAD's longer silence, and the rest of VAD's utterance
-continues as the next one. In quick turn-taking (pauses of 0.3-0.5 s between speakers) VAD
-alone would close nothing for seconds.
+question or exclamation mark), or goes on without a pause after one that the latest hypothesis
+and one of the two before it agree on (``QUICK_END_S`` of speech after it; or of audio in which
+the latest two heard nothing, though VAD still hears voice: noise or breath it takes for
+speech). Then that sentence is final at once, without waiting for VAD's longer silence, and the
+rest of VAD's utterance continues as the next one. In quick turn-taking (pauses of 0.3-0.5 s
+between speakers) VAD alone would close nothing for seconds.
 
 Live, compute decides the cadence. One decode runs at a time on the model's thread; audio arriving
 meanwhile is only appended, and the next decode takes all of it (coalescing), so the stage never
