@@ -362,7 +362,7 @@ def test_a_sentence_end_is_agreed_on_with_the_hypothesis_before_the_previous_one
     utterance.hypothesis = [*both, Word("romantismo", 2.2, 2.9)]
     assert utterance.sentence_end(3.0) == int(1.8 * SAMPLE_RATE)  # between "carro." and "O"
     # Nothing heard after it is weaker evidence: that needs the latest two decodes.
-    utterance.older, utterance.older_decoded = both[:3], 3 * SAMPLE_RATE
+    utterance.older = both[:3]
     utterance.hypothesis = both[:3]
     assert utterance.sentence_end(3.0) is None
 

@@ -126,7 +126,6 @@ class OpenUtterance:
     decoded: int = 0  # samples covered by the latest decode
     previous_decoded: int = 0  # samples covered by the decode before it
     older: list[Word] | None = None  # the hypothesis before the previous one
-    older_decoded: int = 0  # samples covered by its decode
     logprob: float = 0.0  # the latest decode's average log-probability
     first_heard_s: float | None = None  # the earliest first word of its hypotheses, stream seconds
     emitted: tuple[str, str] | None = None
@@ -188,16 +187,12 @@ class OpenUtterance:
         ratio = float(np.mean(after * after)) / max(float(np.mean(before * before)), 1e-12)
         return ratio <= 10 ** (-QUIET_AFTER_DB / 10)
 
-    def heard_before(self, word: Word) -> tuple[list[Word], int, int] | None:
-        """Where an earlier hypothesis holds the same word, starting or ending within ``AGREE_S``
-        of it: the previous one, else the one before it (in quick turn-taking Whisper can leave out
-        the first speaker's sentence every other decode). That hypothesis, the samples it covered
-        and the word's index in it."""
-        for hypothesis, decoded in ((self.previous, self.previous_decoded), (self.older, self.older_decoded)):
-            for j, other in enumerate(hypothesis or ()):
-                close = abs(other.start - word.start) <= AGREE_S or abs(other.end - word.end) <= AGREE_S
-                if key(other.text) == key(word.text) and close:
-                    return hypothesis or [], decoded, j
+    def heard_before(self, word: Word, hypothesis: Sequence[Word] | None) -> int | None:
+        """The index of the same word, starting or ending within ``AGREE_S`` of it, in an earlier hypothesis."""
+        for j, other in enumerate(hypothesis or ()):
+            close = abs(other.start - word.start) <= AGREE_S or abs(other.end - word.end) <= AGREE_S
+            if key(other.text) == key(word.text) and close:
+                return j
         return None
 
     def sentence_end(self, commit_margin_s: float) -> int | None:
@@ -227,10 +222,9 @@ class OpenUtterance:
                 break
             if not ends_sentence(word.text) or decoded_s - word.end < QUICK_END_S:
                 continue
-            heard = self.heard_before(word)
-            if heard is None:
+            before = self.heard_before(word, self.previous)
+            if before is None and self.heard_before(word, self.older) is None:
                 continue
-            before, before_decoded, j = heard
             if i + 1 < len(words):
                 cut_s = (word.end + max(word.end, words[i + 1].start)) / 2
                 return int(cut_s * SAMPLE_RATE) - self.start
@@ -242,8 +236,8 @@ class OpenUtterance:
             # whose start Whisper leaves out after a sentence end until it is decoded apart: cut
             # just after the word (in the two-speaker conversation, finals p50 2.33 -> 1.63 s,
             # WER unchanged on 21 streams).
-            before_after_s = (self.start + before_decoded) / SAMPLE_RATE - word.end
-            if before is self.previous and j == len(before) - 1 and before_after_s >= HEARD_AFTER_S:
+            previous_after_s = (self.start + self.previous_decoded) / SAMPLE_RATE - word.end
+            if before == len(self.previous or ()) - 1 and previous_after_s >= HEARD_AFTER_S:
                 if self.quiet_after(word.end):
                     return int((word.end + decoded_s) / 2 * SAMPLE_RATE) - self.start
                 return int((word.end + SPLIT_AFTER_S) * SAMPLE_RATE) - self.start

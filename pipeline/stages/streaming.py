@@ -269,7 +269,7 @@ class StreamingAsrStage:
         before = utterance.decoded
         words = await self._hypothesis(utterance, end, beam)
         utterance.older, utterance.previous, utterance.hypothesis = utterance.previous, utterance.hypothesis, words
-        utterance.older_decoded, utterance.previous_decoded = utterance.previous_decoded, before
+        utterance.previous_decoded = before
         utterance.final_quality = final_quality
         audio_end = (utterance.start + end) / SAMPLE_RATE
         utterance.agreement.update(words, audio_end, audio_end - self._config.commit_margin_s, SENTENCE_END)
