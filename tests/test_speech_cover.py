@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from pipeline.algos.speech_cover import on_speech, repeats, uncovered
+from pipeline.algos.speech_cover import on_speech, repeats, too_fast, uncovered
 from pipeline.backends.whisper import Decoded
 from pipeline.config import AsrConfig
 from pipeline.events import SAMPLE_RATE, Samples, SpeechSegment, Transcript, Word
@@ -40,6 +40,16 @@ def test_stretches_and_long_gaps_no_word_overlaps_are_uncovered() -> None:
     assert uncovered(long, _words((10.0, 11.5), (14.0, 15.0), (15.0, 20.0))) == [(11.5, 14.0), (15.5, 20.0)]
     # The last word heard stretched over the rest: no word lasts 7 s.
     assert uncovered(long, _words((10.0, 12.0), (12.0, 19.0))) == [(12.5, 20.0)]
+
+
+def test_words_crowded_into_a_moment_were_not_heard() -> None:
+    # Whisper's sentence again after the speech ended: eight words in 0.18 s.
+    crowded = [
+        Word(w, 8.14 if i == 0 else 8.32, 8.32) for i, w in enumerate("Le même mois tu as ainsi 17 personnes".split())
+    ]
+    assert too_fast(crowded)
+    assert not too_fast(_words((0.0, 0.22), (0.22, 0.34), (0.34, 0.64)))  # "Le même mois," as said
+    assert not too_fast([Word("Oui.", 3.0, 3.05)])  # one short word says nothing
 
 
 def test_a_segment_repeating_the_end_of_the_one_before_is_a_loop() -> None:

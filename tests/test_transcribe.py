@@ -38,8 +38,10 @@ CASES = [
 # (one near -62 dBFS). With the previous chunk's text as its prompt, Whisper skipped the fourth
 # French sentence in its 21 s chunk, and invented "Ich wünsche Ihnen einen schönen Abend." in the
 # silence after the last German one. Bounds: measured 29.9% and 14.9% (faster-whisper's own
-# transcribe() on the same files: 42.2% and 13.2%).
-MULTI_SENTENCE = [("fr", 0.35), ("de", 0.20)]
+# transcribe() on the same files: 42.2% and 13.2%). French moves with the CPU's arithmetic, pinned
+# as it is: 37.0% on an AMD EPYC in session 20, every sentence there and none invented, its
+# errors Whisper base's own ("un 110 malveillant" for "un incendie malveillant").
+MULTI_SENTENCE = [("fr", 0.40), ("de", 0.20)]
 
 
 def _config(language: str = "auto") -> Config:

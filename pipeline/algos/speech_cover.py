@@ -24,6 +24,10 @@ MIN_GAP_S = 1.5
 #: taken to last ``STRETCHED_WORD_S``.
 MAX_WORD_S = 2.0
 STRETCHED_WORD_S = 0.5
+#: Nobody says words faster than this on average, in seconds a word (fast speech is about 0.15).
+MIN_WORD_S = 0.08
+#: Below this many words, a segment's pace says nothing.
+PACE_WORDS = 3
 
 
 def on_speech(words: Sequence[Word], speech: Sequence[Span], tolerance: float = TOLERANCE_S) -> bool:
@@ -53,6 +57,13 @@ def uncovered(speech: Sequence[Span], words: Sequence[Word], min_gap: float = MI
                 gaps.append((reached, word_start))
             reached = max(reached, word_end)
     return gaps
+
+
+def too_fast(words: Sequence[Word]) -> bool:
+    """True when the words take less time than anyone could say them in: Whisper said a sentence
+    again after the speech ended, its words crowded into the last moment ("Le même mois, tu as
+    ainsi 17 personnes." in 0.18 s after the whole sentence had been heard)."""
+    return len(words) >= PACE_WORDS and words[-1].end - words[0].start < MIN_WORD_S * len(words)
 
 
 def repeats(before: str, text: str) -> bool:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from pipeline.algos.open_utterance import join_words
-from pipeline.algos.speech_cover import on_speech, repeats, uncovered
+from pipeline.algos.speech_cover import on_speech, repeats, too_fast, uncovered
 from pipeline.algos.vocab import prompt as prompt_terms
 from pipeline.backends.whisper import PROMPT_CHARS, ChunkDecoder, Decoded, audible
 from pipeline.config import AsrConfig
@@ -34,7 +34,8 @@ class RecordingAsrStage:
     decoded again alone, with a second of audio either side but only the words over it kept,
     without the text before it (and without the vocabulary, when with it nothing was heard)
     (``recovered``; ``unrecognised`` when that hears nothing either), a segment over no speech
-    is dropped (``dropped``), and so is one that only repeats the segment before it (``repeated``).
+    is dropped (``dropped``), as is one whose words take less time than anyone says them in, and so
+    is one that only repeats the segment before it (``repeated``).
     """
 
     name = "asr"
@@ -55,7 +56,7 @@ class RecordingAsrStage:
         self.compute_seconds = 0.0
         self._segment_id = 0
         self.recovered = 0  # stretches of speech Whisper skipped in a chunk, then heard alone
-        self.dropped = 0  # segments decoded where VAD found no speech
+        self.dropped = 0  # segments decoded where VAD found no speech, or said too fast to be heard
         self.repeated = 0  # segments that only repeated the one before (Whisper looping)
         self.unrecognised: list[tuple[float, float]] = []  # speech heard neither way, in stream seconds
 
@@ -111,7 +112,7 @@ class RecordingAsrStage:
         if not segment.speech:
             return found
         speech = [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end in segment.speech]
-        kept = [t for t in found if on_speech(t.words, speech)]
+        kept = [t for t in found if on_speech(t.words, speech) and not too_fast(t.words)]
         self.dropped += len(found) - len(kept)
         for start, end in uncovered(speech, [w for t in kept for w in t.words]):
             first = max(segment.start, round((start - REDECODE_PAD_S) * SAMPLE_RATE))
