@@ -217,6 +217,34 @@ def test_a_finished_sentence_before_a_pause_is_final_without_waiting_for_vad() -
     assert all(t.utterance == 1 for t in transcripts[first_final + 1 :])  # nothing more about utterance 0
 
 
+def test_the_next_speakers_words_heard_before_a_quick_sentence_end_stay_on_screen() -> None:
+    # Quick turn-taking: "Hello there." and at once "How are you today?", no pause VAD hears. The
+    # hypothesis that ends the first sentence has already heard the next one begin: its words go
+    # to the next utterance's line with the final, not off the screen until that line's decode.
+    script = [
+        ("Hello", 0.1, 0.5),
+        ("there.", 0.6, 1.1),
+        ("How", 1.2, 1.5),
+        ("are", 1.6, 1.8),
+        ("you", 1.9, 2.2),
+        ("today?", 2.3, 2.8),
+    ]
+    decoder = ScriptedDecoder(script=script)
+
+    async def collect() -> list[tuple[Transcript | Translation, int]]:  # each event, with the decodes made before it
+        return [(t, len(decoder.calls)) async for t in _stage(decoder).run(_pieces([(0, 0.0, 3.2)]))]
+
+    events = asyncio.run(collect())
+    transcripts = [t for t, _ in events]
+    first_final = next(i for i, t in enumerate(transcripts) if t.final)
+    assert transcripts[first_final].committed == "Hello there."
+    carried, decodes = events[first_final + 1]
+    assert (carried.utterance, carried.final, carried.committed) == (1, False, "")
+    assert carried.tentative.startswith("How are") and decodes == events[first_final][1]  # no decode of its own
+    final = transcripts[-1]
+    assert (final.utterance, final.final, final.committed) == (1, True, "How are you today?")
+
+
 def test_translating_streams_translations_and_the_source_text_follows_each_final() -> None:
     decoder = ScriptedDecoder(delay=0.005)
     tasks: list[str] = []

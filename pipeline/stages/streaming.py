@@ -6,8 +6,9 @@ question or exclamation mark), or goes on without a pause after one that the lat
 and one of the two before it agree on (``QUICK_END_S`` of speech after it; or of audio in which
 the latest two heard nothing, though VAD still hears voice: noise or breath it takes for
 speech). Then that sentence is final at once, without waiting for VAD's longer silence, and the
-rest of VAD's utterance continues as the next one. In quick turn-taking (pauses of 0.3-0.5 s
-between speakers) VAD alone would close nothing for seconds.
+rest of VAD's utterance continues as the next one, showing at once the words the latest
+hypothesis heard of it. In quick turn-taking (pauses of 0.3-0.5 s between speakers) VAD alone
+would close nothing for seconds.
 
 Live, compute decides the cadence. One decode runs at a time on the model's thread; audio arriving
 meanwhile is only appended, and the next decode takes all of it (coalescing), so the stage never
@@ -322,6 +323,14 @@ class StreamingAsrStage:
             self._previous = (final.committed, final.end)
         return final
 
+    def _carried(self, utterance: OpenUtterance, rest: OpenUtterance) -> Transcript | Translation | None:
+        """The words the latest hypothesis heard after the sentence end that split ``rest`` off
+        ``utterance``, shown at once as the rest's tentative text, so that they do not vanish
+        with the final until the rest's first decode."""
+        cut_s = rest.start / SAMPLE_RATE
+        rest.agreement.tentative = [w for w in utterance.hypothesis or () if w.start >= cut_s]
+        return self._transcript(rest, final=False)
+
     def _take(self, piece: SpeechSegment) -> None:
         """Appends a piece of VAD's utterance to the ASR utterance it belongs to (the latest one
         split off it, once sentences have ended it early)."""
@@ -451,9 +460,11 @@ class StreamingAsrStage:
                     finished = None  # still open
                 else:
                     rest = utterance.split(at, next(self._ids), self._config.agree_gap_s)
-                    self._follow(utterance, rest, self._labels.get(utterance.vad_id), more=True)
+                    kept = self._follow(utterance, rest, self._labels.get(utterance.vad_id), more=True)
                     self.sentence_finals += 1
                     events.append(await self._final(utterance))
+                    if kept:
+                        events.append(self._carried(utterance, rest))
             else:
                 return
             for event in events:
