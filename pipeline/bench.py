@@ -796,7 +796,7 @@ def run_bench(
     for name, config in configs:
         model = (config.asr.model, config.asr.compute_type, config.asr.threads)
         if model not in decoders:
-            decoders[model] = WhisperDecoder(config.asr)
+            decoders[model] = WhisperDecoder(config.asr, live=True)
         decoder = decoders[model]
         voice = None
         if config.tts.enabled:

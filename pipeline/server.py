@@ -425,7 +425,7 @@ class Server:
     ) -> None:
         check_exposure(config.server.host, token)
         self.config = config
-        self._decoder: Decoder = decoder if decoder is not None else WhisperDecoder(config.asr)
+        self._decoder: Decoder = decoder if decoder is not None else WhisperDecoder(config.asr, live=True)
         self._token = token.encode("utf-8") if token is not None else None
         self._ssl = ssl_context
         self._detectors = detectors
