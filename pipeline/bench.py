@@ -585,6 +585,11 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
             max((r.result.stats.get("asr", {}).get("backlog_max_s", 0.0) for r in runs), default=0.0), 3
         ),
         "overflows": sum(r.result.overflows for r in runs),
+        # How recognition went: finals reused or decoded, sentences ended early, summed.
+        "asr": {
+            key: sum(int(r.result.stats.get("asr", {}).get(key) or 0) for r in runs)
+            for key in sorted({k for r in runs for k, v in r.result.stats.get("asr", {}).items() if isinstance(v, int)})
+        },
         "per_input": [
             {
                 "input": str(r.input),
@@ -796,7 +801,7 @@ def run_bench(
     for name, config in configs:
         model = (config.asr.model, config.asr.compute_type, config.asr.threads)
         if model not in decoders:
-            decoders[model] = WhisperDecoder(config.asr, live=True)
+            decoders[model] = WhisperDecoder(config.asr, live=realtime)  # a replay keeps every core
         decoder = decoders[model]
         voice = None
         if config.tts.enabled:

@@ -500,7 +500,7 @@ def _live(args: argparse.Namespace) -> int:
     check_channels(config.frontend, channels)
     replay = args.input is not None and not args.realtime
     speech = _speech(args, config, backend, realtime=not replay)
-    decoder = WhisperDecoder(config.asr, live=True)
+    decoder = WhisperDecoder(config.asr, live=not replay)  # a replay keeps every core
     decoder.check_language(config.asr.language)
     if isinstance(source, MicrophoneSource):
         print(

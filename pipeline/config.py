@@ -93,7 +93,7 @@ class AsrConfig:
     beam_size: int = 5
     #: CTranslate2 compute type; int8 is the fastest on CPU at no measurable cost in WER.
     compute_type: str = "int8"
-    #: CPU threads for the model; 0: every core for recordings, half of them (at least one) live.
+    #: CPU threads for the model; 0: every core for recordings and replays, half of them (at least one) live.
     threads: int = 0
     #: Recordings: pass the previous chunk's text as the prompt. Off by default: with it Whisper
     #: skipped and invented whole sentences in multi-sentence recordings (benchmarks/README).

@@ -289,3 +289,6 @@ def test_a_conversation_switching_languages_is_recognised_utterance_by_utterance
     assert report["languages"] == {"utterances": 5, "wrong_language": 0}
     assert report["utterances"]["dropped"] == 0
     assert report["wer"] <= 0.25
+    made = report["asr"]  # how the finals were made, counted
+    assert {"reused_finals", "sentence_finals", "whole_finals", "speaker_finals"} <= made.keys()
+    assert made["reused_finals"] >= 1 and made["speaker_finals"] == 0  # 0.8 s pauses: decoded before VAD closed

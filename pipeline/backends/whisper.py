@@ -176,7 +176,7 @@ class WhisperDecoder:
     ``live`` models leave half the cores to the audio side (VAD, front-end, translation, the
     sinks) unless ``config.threads`` says otherwise: on this 2-core machine one thread per decode
     made the beam search 25-35% faster and finals p95 1.95 -> 1.62 s in real time
-    (benchmarks/README, session 22). Recordings use every core."""
+    (benchmarks/README, session 22). Recordings and replays use every core."""
 
     def __init__(self, config: AsrConfig, *, live: bool = False) -> None:
         self.model_id = config.model
