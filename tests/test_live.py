@@ -292,3 +292,13 @@ def test_a_conversation_switching_languages_is_recognised_utterance_by_utterance
     made = report["asr"]  # how the finals were made, counted
     assert {"reused_finals", "sentence_finals", "whole_finals", "speaker_finals"} <= made.keys()
     assert made["reused_finals"] >= 1 and made["speaker_finals"] == 0  # 0.8 s pauses: decoded before VAD closed
+
+
+def test_a_live_model_leaves_half_the_cores_to_the_audio_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On two cores one thread per live decode is the faster arithmetic (benchmarks/README,
+    # sessions 22 and 23); recordings and replays take every core; a configured count wins.
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    config = load_config([], {})
+    assert WhisperDecoder(config.asr, live=True).threads == 1
+    assert WhisperDecoder(config.asr).threads == 2
+    assert WhisperDecoder(load_config([], {"asr": {"threads": 2}}).asr, live=True).threads == 2
