@@ -534,6 +534,7 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
         for name, seconds in r.result.compute.items():
             stages[name] = stages.get(name, 0.0) + seconds
     compute = sum(stages.values())
+    recognition = [r.result.stats.get("asr", {}) for r in runs]  # each run's recogniser's figures
     timings = [t for r in runs for t in r.timings]
     finals = [t.final for t in timings if t.final is not None]
     firsts = [t.first_partial for t in timings if t.first_partial is not None]
@@ -581,14 +582,12 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
             for name, s in stages.items()
         },
         "translation": {k: v for k, v in translation.items() if k in ("utterances", "dropped", "retractions")},
-        "backlog_max_s": round(
-            max((r.result.stats.get("asr", {}).get("backlog_max_s", 0.0) for r in runs), default=0.0), 3
-        ),
+        "backlog_max_s": round(max((a.get("backlog_max_s", 0.0) for a in recognition), default=0.0), 3),
         "overflows": sum(r.result.overflows for r in runs),
         # How recognition went: finals reused or decoded, sentences ended early, summed.
         "asr": {
-            key: sum(int(r.result.stats.get("asr", {}).get(key) or 0) for r in runs)
-            for key in sorted({k for r in runs for k, v in r.result.stats.get("asr", {}).items() if isinstance(v, int)})
+            key: sum(int(a.get(key) or 0) for a in recognition)
+            for key in sorted({k for a in recognition for k, v in a.items() if isinstance(v, int)})
         },
         "per_input": [
             {
