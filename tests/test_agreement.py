@@ -79,6 +79,17 @@ def test_loops_are_cut() -> None:
     assert texts(cut_repetition(words("thank you thank you thank you thank you"))) == "thank you"
     assert texts(cut_repetition(words("no no no no no"))) == "no"
     assert texts(cut_repetition(words("I said no no to that"))) == "I said no no to that"
+    # A sentence said twice and begun a third time (noisy French, over a sentence with none of it).
+    looped = "Nous sommes tous en train de faire ce qu'il y a."
+    assert texts(cut_repetition(words(f"{looped} {looped} Nous sommes"))) == looped
+    assert texts(cut_repetition(words("After 1963 the dam was built. After 1963 the dam was built."))) == (
+        "After 1963 the dam was built."
+    )
+    # Four words said twice, and five words said again later, are speech.
+    said = "thank you very much, thank you very much for coming"
+    assert texts(cut_repetition(words(said))) == said
+    later = "ask what your country can do, not what your country can do for you"
+    assert texts(cut_repetition(words(later))) == later
 
 
 def test_words_whisper_put_in_no_time_are_cut() -> None:
