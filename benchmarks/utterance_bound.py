@@ -1,0 +1,75 @@
+"""What a live path could reach at best by decoding each utterance alone: every reference
+utterance decoded in one piece at its own boundaries (an endpointer that is never wrong, no
+streaming, no commits), per stream against faster-whisper's offline ``transcribe()`` of the whole
+stream (``offline_wer.py --whole --json``).
+
+Each utterance is decoded as the live path decodes a final (``WhisperDecoder.decode_utterance``,
+beam 5, the language given, no prompt), from 0.3 s before its speech to 0.5 s after it. With
+``--shift``, every start moves by that many milliseconds, once per value: how much a stream's WER
+depends on where an utterance happens to begin, which an endpointer decides to within tens of
+milliseconds. The last line says how many streams are above ``--ratio`` times offline in each run.
+
+    .venv/bin/python benchmarks/offline_wer.py --whole out/streams/*.wav --json out/offline.json
+    .venv/bin/python benchmarks/utterance_bound.py out/streams/{babble,noisy,stream,quiet,turns}_*.wav \\
+        --offline out/offline.json --shift 0 10 20 -10 -20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pipeline.algos.wer import edit_distance, tokens
+from pipeline.backends.whisper import WhisperDecoder
+from pipeline.bench import find_reference
+from pipeline.config import AsrConfig
+from pipeline.events import SAMPLE_RATE
+from pipeline.inputs.audio import read_all
+
+BEFORE_S = 0.3  # audio kept before the speech, about what VAD keeps
+AFTER_S = 0.5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("streams", type=Path, nargs="+", help="streams with references (make_stream.py)")
+    parser.add_argument("--offline", type=Path, help="offline_wer.py --whole --json output, to compare per stream")
+    parser.add_argument("--shift", type=float, nargs="+", default=[0.0], help="start shifts in milliseconds")
+    parser.add_argument("--ratio", type=float, default=1.1, help="count streams above this times offline")
+    args = parser.parse_args()
+    offline = {}
+    if args.offline:
+        offline = {Path(row["stream"]).name: row["wer"] for row in json.loads(args.offline.read_text("utf-8"))}
+    decoder = WhisperDecoder(AsrConfig(model="whisper-base"))
+    over = [0] * len(args.shift)
+    totals = [[0, 0] for _ in args.shift]
+    for stream in args.streams:
+        reference = find_reference(stream, None)
+        language = (reference.language or "en").split("-")[0]
+        audio = read_all(stream)
+        cells = []
+        for run, shift_ms in enumerate(args.shift):
+            errors = words = 0
+            for utterance in reference.utterances:
+                start = max(0, int((utterance.start - BEFORE_S + shift_ms / 1000) * SAMPLE_RATE))
+                span = audio[start : int((utterance.end + AFTER_S) * SAMPLE_RATE)]
+                text = decoder.decode_utterance(span, language=language, task="transcribe", beam_size=5).text
+                expected = tokens(utterance.text, language)
+                errors += edit_distance(expected, tokens(text, language))
+                words += len(expected)
+            totals[run][0] += errors
+            totals[run][1] += words
+            wer = errors / words
+            if stream.name in offline and wer > args.ratio * offline[stream.name]:
+                over[run] += 1
+            cells.append(f"{wer:6.1%}")
+        yardstick = f"offline {offline[stream.name]:6.1%} | " if stream.name in offline else ""
+        print(f"{stream.stem:<28} {yardstick}" + " ".join(cells), flush=True)
+    print(f"{'all':<28} " + " ".join(f"{e / max(w, 1):6.1%}" for e, w in totals))
+    if offline:
+        print(f"streams above {args.ratio:g}x offline, per shift {args.shift}: {over}")
+
+
+if __name__ == "__main__":
+    main()
