@@ -4,7 +4,8 @@ streaming, no commits), per stream against faster-whisper's offline ``transcribe
 stream (``offline_wer.py --whole --json``).
 
 Each utterance is decoded as the live path decodes a final (``WhisperDecoder.decode_utterance``,
-beam 5, the language given, no prompt), from 0.3 s before its speech to 0.5 s after it. With
+beam 5, the language given, no prompt; Whisper's text, before the live path's guards), from 0.3 s
+before its speech to 0.5 s after it. With
 ``--shift``, every start moves by that many milliseconds, once per value: how much a stream's WER
 depends on where an utterance happens to begin, which an endpointer decides to within tens of
 milliseconds. The last line says how many streams are above ``--ratio`` times offline in each run.
@@ -61,6 +62,9 @@ def main() -> None:
     totals = [[0, 0] for _ in args.shift]  # per shift: word errors, reference words
     for stream in args.streams:
         reference = find_reference(stream, None)
+        needed = "translation" if args.to else "text"
+        if not all(getattr(u, needed) for u in reference.utterances):
+            raise SystemExit(f"{stream}: its reference lacks a {needed} for some utterance")
         language = (reference.language or "en").split("-")[0]
         audio = read_all(stream)
         yardstick = offline.get(stream.name)
