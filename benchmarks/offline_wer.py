@@ -64,9 +64,9 @@ def main() -> None:
         for piece in pieces:
             # faster-whisper samples at higher temperatures where a decode fails its checks: seeded,
             # the same command gives the same yardstick every run (unseeded, babble fr gave 67.5%
-            # and 64.3%). CTranslate2 seeds its thread's generator once, so a stream's figure still
-            # depends on the streams decoded before it (babble fr 64.9% with two others, 66.9%
-            # among the 25).
+            # and 64.3%). CTranslate2 seeds a thread's generator once (src/random.cc), so a stream's
+            # figure still depends on the streams decoded before it (babble fr 64.9% with two
+            # others, 66.9% among the 25).
             ctranslate2.set_random_seed(0)
             segments, _ = model.transcribe(piece, language=language, beam_size=asr.beam_size, vad_filter=args.vad)
             texts.append(" ".join(s.text.strip() for s in segments))

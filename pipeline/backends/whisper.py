@@ -221,8 +221,10 @@ class WhisperDecoder:
         With no ``language`` it is detected, among ``languages`` when given.
 
         faster-whisper falls back to sampling at higher temperatures when a decode looks like a
-        loop or has a low log-probability; the sampler is seeded here, so the same audio always
+        loop or has a low log-probability; the sampler is seeded here, so the same run always
         gives the same text (a rerun of ``transcribe`` once gave a different segment without it).
+        CTranslate2 seeds a thread's generator once, at its first sample (src/random.cc), so a
+        decode's samples still depend on the decodes before it in the process.
         """
         import ctranslate2
 
