@@ -47,6 +47,12 @@ def main() -> None:
 
     asr = load_config([], {"asr": {"model": args.model}}).asr
     model = WhisperModel(str(resolve(asr.model, "whisper")), device="cpu", compute_type=asr.compute_type)
+    # faster-whisper samples at higher temperatures where a decode fails its checks: seeded, the
+    # same command gives the same yardstick every run (unseeded, babble fr gave 67.5% and 64.3%).
+    # CTranslate2 seeds a thread's generator once, at its first sample (src/random.cc), so once
+    # here is all a seed can do, and a stream's figure still depends on the streams decoded before
+    # it (babble fr 64.9% with two others, 66.9% among the 25).
+    ctranslate2.set_random_seed(0)
     rows = []
     errors = words = 0
     for stream in args.streams:
@@ -62,12 +68,6 @@ def main() -> None:
             pieces = [audio[max(0, start) : end] for start, end in spans]
         texts = []
         for piece in pieces:
-            # faster-whisper samples at higher temperatures where a decode fails its checks: seeded,
-            # the same command gives the same yardstick every run (unseeded, babble fr gave 67.5%
-            # and 64.3%). CTranslate2 seeds a thread's generator once (src/random.cc), so a stream's
-            # figure still depends on the streams decoded before it (babble fr 64.9% with two
-            # others, 66.9% among the 25).
-            ctranslate2.set_random_seed(0)
             segments, _ = model.transcribe(piece, language=language, beam_size=asr.beam_size, vad_filter=args.vad)
             texts.append(" ".join(s.text.strip() for s in segments))
         text = " ".join(texts)

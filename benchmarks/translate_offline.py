@@ -51,8 +51,11 @@ def main() -> None:
         str(decoder.path), device="cpu", compute_type=decoder.compute_type, cpu_threads=decoder.threads
     )
 
+    # Whisper's fallback samples: the same command, the same yardstick (CTranslate2 seeds a
+    # thread's generator once, at its first sample, so once here is all a seed can do).
+    ctranslate2.set_random_seed(0)
+
     def translate(audio: str, language: str) -> list[tuple[float, float, str]]:
-        ctranslate2.set_random_seed(0)  # its fallback samples: the same command, the same yardstick
         segments, _ = model.transcribe(
             audio, language=language, task="translate", beam_size=config.asr.beam_size, vad_filter=False
         )

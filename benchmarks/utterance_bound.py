@@ -5,10 +5,10 @@ stream (``offline_wer.py --whole --json``).
 
 Each utterance is decoded as the live path decodes a final (``WhisperDecoder.decode_utterance``,
 beam 5, the language given, no prompt; Whisper's text, before the live path's guards), from 0.3 s
-before its speech to 0.5 s after it. With
-``--shift``, every start moves by that many milliseconds, once per value: how much a stream's WER
-depends on where an utterance happens to begin, which an endpointer decides to within tens of
-milliseconds. The last line says how many streams are above ``--ratio`` times offline in each run.
+before its speech to 0.5 s after it. With ``--shift``, every start moves by that many
+milliseconds, once per value: how much a stream's WER depends on where an utterance happens to
+begin, which an endpointer decides to within tens of milliseconds. The last line says how many
+streams are above ``--ratio`` times offline in each run.
 
 With ``--to en`` each utterance is translated instead (Whisper's translate task), scored with chrF
 over the reference utterances as ``livesub bench`` scores it, against ``translate_offline.py
