@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.algos.dereverb import StreamingWpe
+
 Complex = npt.NDArray[np.complex128]
 Real = npt.NDArray[np.float64]
 #: A covariance or coherence per bin, (F, M, M), real or complex.
@@ -269,6 +271,10 @@ class StreamingBeamformer:
     the partner's frames, and the output is the Wiener filter's estimate of the partner at
     microphone 1 (:func:`mwf_weights`); until ``min_noise_s`` of the partner has been heard, the
     MVDR's.
+
+    With ``dereverb``, every STFT frame first loses its late reverberation (online WPE,
+    :class:`~pipeline.algos.dereverb.StreamingWpe`), before the beams, the own-voice evidence
+    and the covariances see it; ``mean`` and ``first`` are left as they are.
     """
 
     def __init__(
@@ -294,6 +300,7 @@ class StreamingBeamformer:
         mwf_noise_time_s: float = 3.0,
         speech_time_s: float = 10.0,
         mu: float = 1.0,
+        dereverb: bool = False,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown beamformer method '{method}' (known: {', '.join(METHODS)})")
@@ -303,6 +310,8 @@ class StreamingBeamformer:
         self.stft = StreamingStft(self.channels, n_fft)
         self.hop = self.stft.hop
         freqs = stft_frequencies(n_fft, rate)
+        dereverberate = dereverb and method not in ("mean", "first")
+        self.wpe = StreamingWpe(self.channels, len(freqs), self.hop / rate) if dereverberate else None
         self.look_steering = far_field_steering(self.mics, np.asarray(look, dtype=np.float64), freqs)
         self.mouth_steering = near_field_steering(self.mics, np.asarray(mouth, dtype=np.float64), freqs)
         self.fixed = superdirective_weights(self.mics, self.look_steering, freqs)
@@ -409,6 +418,8 @@ class StreamingBeamformer:
             raise ValueError(f"the beamformer takes ({self.channels} channels) frames, not shape {x.shape}")
         self.taken += len(x)
         spectrum = self.stft.analyse(x)
+        if self.wpe is not None:
+            spectrum = self.wpe.process(spectrum)
         band = spectrum[:, self._band]
         look = np.sum(np.abs(apply(self.fixed[self._band], band)) ** 2, axis=1)
         mouth = np.sum(np.abs(apply(self.mouth_beam[self._band], band)) ** 2, axis=1)

@@ -45,6 +45,7 @@ def beamformer(config: FrontendConfig) -> StreamingBeamformer:
         SAMPLE_RATE,
         estimate_steering=config.estimate_steering,
         loading=config.diagonal_loading,
+        dereverb=config.dereverb,
         own_voice_db=own_voice_db(config),
     )
 
