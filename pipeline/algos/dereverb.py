@@ -6,8 +6,9 @@ direct sound and early reflections, which no earlier frame predicts, stay. The p
 is tracked by recursive least squares weighted by the inverse of the speech's power (Yoshioka and
 Nakatani, 2012; Caroselli et al., 2017, the online form). It computes what ``nara_wpe``'s
 ``online_wpe_step`` (MIT, by the method's Paderborn group) computes, and a test holds it to that;
-it is written here because that step allocates its (F, N, N) temporaries anew every frame, and
-updating them in place costs about half as much (0.13 against 0.24 RTF on 4 microphones).
+it is written here because that step computes the inverse covariance's update as a product of
+three terms anew every frame, and the Hermitian update in place costs half as much (0.14 against
+0.29 RTF on 4 microphones, this machine).
 
 Noise that no earlier frame predicts (sensor noise, babble) passes unchanged, and so do the
 channels' phase relations for the direct sound: a beamformer after it still steers. The output is
@@ -68,7 +69,8 @@ class StreamingWpe:
         power = np.maximum(np.mean(np.abs(self._buffer) ** 2, axis=(0, 2)), 1e-10)
         projected = np.matmul(self._inverse, window[:, :, None])[:, :, 0]
         gain = projected / (self.alpha * power + np.einsum("fi,fi->f", np.conj(window), projected).real)[:, None]
-        self._inverse -= gain[:, :, None] * np.matmul(np.conj(window)[:, None, :], self._inverse)
+        # The inverse covariance is Hermitian: window^H times it is the projection's conjugate.
+        self._inverse -= gain[:, :, None] * np.conj(projected)[:, None, :]
         self._inverse *= 1.0 / self.alpha
         self._filter += gain[:, :, None] * np.conj(residual)[:, None, :]
         return residual
