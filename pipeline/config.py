@@ -191,6 +191,11 @@ Point = tuple[float, float, float]
 SPEAKER_ACTIONS = ("translate", "caption", "drop")
 
 
+#: Online WPE's cost grows with the square of the microphones: RTF 0.15 with the beam on 4 here,
+#: about 0.22 on 5, 0.3 on 6 (0.23 on 4 in real time beside Whisper, which needs the rest).
+MAX_DEREVERB_MICROPHONES = 5
+
+
 @dataclass(frozen=True)
 class FrontendConfig:
     """The glasses' microphone array and what the front-end does with it (``[frontend]``): a
@@ -256,6 +261,11 @@ class FrontendConfig:
         )
         _check(len(self.microphones) != 1, "frontend.microphones: an array needs at least 2 microphones")
         _check(len(self.microphones) <= 16, "frontend.microphones: at most 16 microphones")
+        _check(
+            not (self.dereverb and len(self.microphones) > MAX_DEREVERB_MICROPHONES),
+            f"frontend.dereverb costs too much on more than {MAX_DEREVERB_MICROPHONES} microphones "
+            "(it grows with their number squared): set dereverb = false",
+        )
         for name, point in (
             ("look", self.look),
             ("mouth", self.mouth),

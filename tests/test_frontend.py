@@ -88,6 +88,7 @@ def test_the_shipped_device_profiles_load_and_bad_ones_are_named(tmp_path: Path)
         "microphones = [[0, 0, 0], [0, 0, 5]]": "in metres",
         "beamformer = 'delay'": "frontend.beamformer must be one of",
         "look = [0, 0, 0]": "frontend.look must not be zero",
+        "microphones = [" + ", ".join(f"[{k / 10}, 0, 0]" for k in range(6)) + "]": "frontend.dereverb costs too much",
     }
     for line, message in bad.items():
         path = tmp_path / "profile.toml"
