@@ -95,6 +95,10 @@ def test_the_shipped_device_profiles_load_and_bad_ones_are_named(tmp_path: Path)
         path.write_text(f"[frontend]\n{line}\n")
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config([path])
+    # The channel mean and microphone 1 skip the dereverberation: any number of microphones will do.
+    six = "microphones = [" + ", ".join(f"[{k / 10}, 0, 0]" for k in range(6)) + "]"
+    path.write_text(f"[frontend]\n{six}\nbeamformer = 'mean'\n")
+    assert len(load_config([path]).frontend.microphones) == 6
 
 
 def test_noise_suppression_after_the_beam_keeps_the_streams_timeline(tmp_path: Path) -> None:

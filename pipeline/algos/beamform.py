@@ -236,6 +236,8 @@ class StreamingStft:
 #: Wiener filter (MVDR until it has heard the partner), the fixed superdirective beam, the
 #: channels' mean, the first microphone alone.
 METHODS = ("mvdr", "mwf", "fixed", "mean", "first")
+#: The methods that take the samples as they are, with no STFT: no dereverberation either.
+UNFILTERED = ("mean", "first")
 #: The MWF's partner detector: the look beam's output in the speech band against the noise it
 #: should give (a-posteriori SNR, dB, smoothed over about two frames). Under ``NOISE_SNR_DB`` the
 #: frame is noise (side talker included, which the beam nulls), over ``PARTNER_SNR_DB`` the
@@ -310,7 +312,7 @@ class StreamingBeamformer:
         self.stft = StreamingStft(self.channels, n_fft)
         self.hop = self.stft.hop
         freqs = stft_frequencies(n_fft, rate)
-        dereverberate = dereverb and method not in ("mean", "first")
+        dereverberate = dereverb and method not in UNFILTERED
         self.wpe = StreamingWpe(self.channels, len(freqs), self.hop / rate) if dereverberate else None
         self.look_steering = far_field_steering(self.mics, np.asarray(look, dtype=np.float64), freqs)
         self.mouth_steering = near_field_steering(self.mics, np.asarray(mouth, dtype=np.float64), freqs)
@@ -440,7 +442,7 @@ class StreamingBeamformer:
         mouth = np.maximum(mouth - noise_mouth, 0.0)
         look = np.maximum(look - noise_look, 0.0)
         evidence = (np.where(speaking, mouth, 0.0), np.where(speaking, look, 0.0))
-        if self.method in ("mean", "first"):
+        if self.method in UNFILTERED:
             mono = x.mean(axis=1) if self.method == "mean" else x[:, 0]
             self.given += len(mono)
             return mono, *evidence
@@ -481,7 +483,7 @@ class StreamingBeamformer:
 
     def flush(self) -> Real:
         """The output still held back at the end of the stream (the last ``hop`` samples)."""
-        if self.method in ("mean", "first"):
+        if self.method in UNFILTERED:
             return np.zeros(0)
         taken, given = self.taken, self.given
         out, _, _ = self.process(np.zeros((self.stft.n_fft, self.channels)))
