@@ -10,7 +10,7 @@ et al., 2017).
 The usual online form tracks the inverse of those statistics by recursive least squares (RLS),
 as ``nara_wpe``'s ``online_wpe_step`` does. That recursion is numerically unstable: on a 20-minute
 stream of the simulated glasses scenes it left its output 20 dB over its input after 7 minutes and
-110 dB over after 13 (in double precision; in single precision after 2 minutes), and after 25
+110 dB over after 13 (in double precision; in single precision within 3), and after 25
 minutes of digital silence (a muted microphone) it amplified what came next 87 dB. So the statistics
 themselves are kept here (a covariance and a cross-correlation, folded in every ``solve_every``
 frames with one matrix product) and the filter is solved from them anew each time, with diagonal
