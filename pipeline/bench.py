@@ -535,6 +535,7 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
             stages[name] = stages.get(name, 0.0) + seconds
     compute = sum(stages.values())
     recognition = [r.result.stats.get("asr", {}) for r in runs]  # each run's recogniser's figures
+    frontends = [r.result.stats["frontend"] for r in runs if "frontend" in r.result.stats]
     timings = [t for r in runs for t in r.timings]
     finals = [t.final for t in timings if t.final is not None]
     firsts = [t.first_partial for t in timings if t.first_partial is not None]
@@ -580,6 +581,14 @@ def report(runs: list[Run], realtime: bool, terms: tuple[Term, ...] = ()) -> dic
         "stages": {
             name: {"compute_s": round(s, 3), "rtf": round(s / audio, 4) if audio else None}
             for name, s in stages.items()
+        },
+        # The front-end's parts, each timed on the front-end's thread (the stage's own RTF above also
+        # counts its waits for that thread).
+        "frontend": {
+            f"{part}_rtf": round(sum(f.get(f"{part}_s", 0.0) for f in frontends) / audio, 4)
+            if frontends and audio
+            else None
+            for part in FRONTEND_PARTS
         },
         "translation": {k: v for k, v in translation.items() if k in ("utterances", "dropped", "retractions")},
         "backlog_max_s": round(max((a.get("backlog_max_s", 0.0) for a in recognition), default=0.0), 3),
@@ -641,6 +650,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+#: The front-end's parts whose cost ``bench`` reports apart (``FrontendStage.stats``).
+FRONTEND_PARTS = ("dereverb", "beamformer", "denoise")
+
 TABLE_ROWS = [
     ("audio_s", ("audio_s",)),
     ("wall_s", ("wall_s",)),
@@ -691,6 +703,8 @@ def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
     rows = [header]
     stage_names = sorted({s for _, r in reports for s in r["stages"]})
     extra = [(f"{s} rtf", ("stages", s, "rtf")) for s in stage_names]
+    if any(_get(r, ("frontend", "beamformer_rtf")) is not None for _, r in reports):
+        extra += [(f"frontend: {part} rtf", ("frontend", f"{part}_rtf")) for part in FRONTEND_PARTS]
     speakers = sorted({s for _, r in reports for s in (r.get("speakers") or {})})
     for who in speakers:
         extra += [

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pipeline.backends.whisper import WhisperDecoder
-from pipeline.bench import Run, find_reference, play, speaker_figures
+from pipeline.bench import Run, find_reference, play, report, speaker_figures, table
 from pipeline.config import load_config
 from pipeline.events import Transcript, Translation
 
@@ -65,3 +65,12 @@ def test_translating_the_partner_never_translates_the_wearer(whisper_base: Whisp
     assert wearer and all(t.language == "en" and t.committed for t in wearer)
     figures = speaker_figures([run])
     assert figures is not None and figures["wearer"]["translated_as_other"] == 0
+
+
+def test_bench_reports_what_each_part_of_the_front_end_costs(whisper_base: WhisperDecoder) -> None:
+    figures = report([_run(whisper_base, "mvdr")], realtime=False)
+    parts = figures["frontend"]
+    assert parts["dereverb_rtf"] > 0.0 and parts["beamformer_rtf"] > 0.0 and parts["denoise_rtf"] == 0.0
+    # Timed on the front-end's thread, inside the stage's own time (which also counts its waits).
+    assert parts["dereverb_rtf"] + parts["beamformer_rtf"] <= figures["stages"]["frontend"]["rtf"] + 1e-3
+    assert "frontend: beamformer rtf" in table([("mvdr", figures)])

@@ -24,6 +24,7 @@ partner speaks (Doclo & Moonen; its output SNR is never below microphone 1's).
 from __future__ import annotations
 
 import collections
+import time
 from typing import Any
 
 import numpy as np
@@ -358,6 +359,7 @@ class StreamingBeamformer:
         self._skip = self.hop  # the first frame's first half lies before the stream
         self.taken = 0  # input samples so far
         self.given = 0  # output samples so far
+        self.dereverb_seconds = 0.0  # time spent in WPE, for the cost of each part
 
     def _is_noise(self, power_db: float) -> tuple[bool, bool]:
         """(noise, speech) for one frame, from its beam power against the tracked noise floor:
@@ -421,7 +423,9 @@ class StreamingBeamformer:
         self.taken += len(x)
         spectrum = self.stft.analyse(x)
         if self.wpe is not None:
+            started = time.perf_counter()
             spectrum = self.wpe.process(spectrum)
+            self.dereverb_seconds += time.perf_counter() - started
         band = spectrum[:, self._band]
         look = np.sum(np.abs(apply(self.fixed[self._band], band)) ** 2, axis=1)
         mouth = np.sum(np.abs(apply(self.mouth_beam[self._band], band)) ** 2, axis=1)

@@ -81,7 +81,11 @@ class FrontendStage:
         self._denoiser: DeepFilter | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frontend")
         self._position = 0  # stream position of the next output sample
-        self.compute_seconds = 0.0
+        self.compute_seconds = 0.0  # as the stage waited for its thread
+        # Each part's own time on that thread: the beam (with the own-voice evidence) and
+        # DeepFilterNet; WPE's share of the beam's is the beam's ``dereverb_seconds``.
+        self._beam_seconds = 0.0
+        self._denoise_seconds = 0.0
 
     def stats(self) -> dict[str, float | int | str | None]:
         beam = self._beam
@@ -89,6 +93,9 @@ class FrontendStage:
             "compute_s": round(self.compute_seconds, 3),
             "beamformer": self.config.beamformer if beam is not None else "none (mono)",
             "noise_frames": beam.noise_frames if beam is not None else None,
+            "dereverb_s": round(beam.dereverb_seconds, 3) if beam is not None else 0.0,
+            "beamformer_s": round(self._beam_seconds - beam.dereverb_seconds, 3) if beam is not None else 0.0,
+            "denoise_s": round(self._denoise_seconds, 3),
         }
 
     def _check(self, chunk: AudioChunk) -> None:
@@ -99,7 +106,9 @@ class FrontendStage:
     def _process(self, samples: Samples) -> tuple[Samples, tuple[float, float] | None]:
         if self._beam is None:
             return self._denoise(samples.mean(axis=1, dtype=np.float32)), None
+        started = time.perf_counter()
         out, mouth, look = self._beam.process(samples)
+        self._beam_seconds += time.perf_counter() - started
         return self._denoise(out.astype(np.float32)), (float(mouth.sum()), float(look.sum()))
 
     def _denoise(self, mono: Samples) -> Samples:
@@ -107,7 +116,10 @@ class FrontendStage:
             return mono
         if self._denoiser is None:
             self._denoiser = DeepFilter(self.config.denoise_limit_db, input_gain_db=self.config.denoise_gain_db)
-        return self._denoiser.process(mono)
+        started = time.perf_counter()
+        out = self._denoiser.process(mono)
+        self._denoise_seconds += time.perf_counter() - started
+        return out
 
     def _flush(self) -> Samples:
         tail = self._beam.flush().astype(np.float32) if self._beam is not None else np.zeros(0, np.float32)
