@@ -702,7 +702,7 @@ def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
     header = ["metric", *names] + [f"{n} / {names[0]}" for n in names[1:]]
     rows = [header]
     stage_names = sorted({s for _, r in reports for s in r["stages"]})
-    extra = [(f"{s} rtf", ("stages", s, "rtf")) for s in stage_names]
+    extra: list[tuple[str, tuple[str, ...]]] = [(f"{s} rtf", ("stages", s, "rtf")) for s in stage_names]
     if any(_get(r, ("frontend", "beamformer_rtf")) is not None for _, r in reports):
         extra += [(f"frontend: {part} rtf", ("frontend", f"{part}_rtf")) for part in FRONTEND_PARTS]
     speakers = sorted({s for _, r in reports for s in (r.get("speakers") or {})})

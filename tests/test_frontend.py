@@ -57,7 +57,7 @@ def test_every_method_gives_one_channel_on_the_streams_timeline(method: str, tmp
     if method == "first":
         np.testing.assert_array_equal(out, audio[:, 0])
     # Each part's time on the front-end's thread, within the stage's: WPE only where it runs.
-    stats = stage.stats()
+    stats = {k: v for k, v in stage.stats().items() if isinstance(v, float)}
     assert stats["beamformer_s"] > 0.0 and stats["denoise_s"] == 0.0
     assert (stats["dereverb_s"] > 0.0) == (method not in ("mean", "first"))
     assert stats["dereverb_s"] + stats["beamformer_s"] <= stats["compute_s"]
@@ -117,7 +117,7 @@ def test_noise_suppression_after_the_beam_keeps_the_streams_timeline(tmp_path: P
             config = FrontendConfig(microphones=SPEECHBRAIN, beamformer="fixed", denoise=denoise)
             stage = FrontendStage(config)
             chunks = _run(stage, given, block=1234)
-            assert (stage.stats()["denoise_s"] > 0.0) == denoise
+            assert (float(stage.stats()["denoise_s"] or 0.0) > 0.0) == denoise
             assert [c.start for c in chunks] == list(np.cumsum([0] + [c.frames for c in chunks[:-1]]))
             outs[denoise] = np.concatenate([c.samples[:, 0] for c in chunks])
             assert len(outs[denoise]) == len(given) and np.all(np.isfinite(outs[denoise]))
