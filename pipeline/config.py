@@ -220,6 +220,11 @@ class FrontendConfig:
     #: Steer the adaptive beam by the partner's transfer function estimated from speech, where it
     #: is close to ``look`` (else the look direction's plane wave).
     estimate_steering: bool = False
+    #: Look for the partner within this many degrees (azimuth) either side of ``look`` and steer
+    #: MVDR there (0: steer at ``look``). Partners stand off the look direction: 30 rather than 0
+    #: took partner WER on simulated rooms 64.2% -> 60.5% (5 dB white noise), 55.4% -> 52.3%
+    #: (10 dB), 25.7% -> 24.8% (15 dB), 77.6% -> 77.4% in room noise (see the README).
+    search_deg: float = 30.0
     #: MVDR's diagonal loading, as a fraction of the noise covariance's mean eigenvalue: more
     #: moves the beam toward delay-and-sum. 0.1 rather than 1e-3: partner WER 79.4% -> 77.5%
     #: (4 mic) and 79.3% -> 76.7% (5 mic) on 12 simulated rooms each, SI-SDR +1.1 dB; 1.0: 81.0%.
@@ -251,6 +256,7 @@ class FrontendConfig:
         for who in ("partner", "wearer"):
             action = getattr(self, who)
             _check(action in SPEAKER_ACTIONS, f"frontend.{who} must be one of {', '.join(SPEAKER_ACTIONS)}")
+        _check(0.0 <= self.search_deg <= 90.0, "frontend.search_deg must be 0 to 90")
         _check(0.0 <= self.diagonal_loading <= 100.0, "frontend.diagonal_loading must be 0 to 100")
         _check(0.0 <= self.denoise_limit_db <= 100.0, "frontend.denoise_limit_db must be 0 to 100")
         _check(0.0 <= self.denoise_gain_db <= 60.0, "frontend.denoise_gain_db must be 0 to 60")

@@ -65,6 +65,29 @@ def far_field_steering(mics: Real, direction: Real, freqs: Real, reference: int 
     return steering
 
 
+def turned(direction: Real, degrees: float) -> Real:
+    """``direction`` turned by ``degrees`` about the frame's vertical axis (z; positive: to the left)."""
+    a = np.radians(degrees)
+    x, y, z = np.asarray(direction, dtype=np.float64)
+    return np.array([x * np.cos(a) - y * np.sin(a), x * np.sin(a) + y * np.cos(a), z])
+
+
+def steered_gain_db(noise: Matrix, speech: Matrix, steerings: Complex) -> Real:
+    """For each candidate steering vector (K, F, M): how far an MVDR beam toward it, designed
+    against ``noise`` (regularised, (F, M, M)), raises the power of ``speech`` (the covariance of
+    speech with noise) over the noise's, in dB, averaged over the bins: (K,). The candidate
+    that points at the talker passes the most of him while the noise stays where it is.
+
+    Per bin, with q = R_n^-1 d: the beam's output power on speech is q^H R_x q / (d^H q)^2 and on
+    noise 1 / (d^H q), so their ratio is q^H R_x q / d^H q."""
+    inverse = np.linalg.inv(np.asarray(noise, dtype=np.complex128))
+    q = np.einsum("fmn,kfn->kfm", inverse, steerings)
+    heard = np.einsum("kfm,fmn,kfn->kf", np.conj(q), np.asarray(speech, dtype=np.complex128), q).real
+    noise_out = np.einsum("kfm,kfm->kf", np.conj(steerings), q).real
+    gain: Real = np.mean(10.0 * np.log10(np.maximum(heard, 1e-30) / np.maximum(noise_out, 1e-30)), axis=1)
+    return gain
+
+
 def near_field_steering(mics: Real, source: Real, freqs: Real, reference: int = 0) -> Complex:
     """A spherical wave from a point ``source`` (the wearer's mouth), relative to microphone
     ``reference``: each microphone's delay and 1/r attenuation, (F, M)."""
@@ -251,6 +274,10 @@ FLOOR_WINDOW_S = 2.0
 #: A frame's beam power (speech band, summed over its bins) below this, in dB, is digital
 #: silence (white noise at -96 dBFS, 16-bit's least step, gives about -57 dB).
 SILENT_DB = -100.0
+#: The partner search's candidate directions lie this many degrees apart (azimuth, about ``look``).
+SEARCH_STEP_DEG = 5.0
+#: How much each new search moves the candidates' smoothed scores (per ``update_hops`` frames).
+SEARCH_SMOOTHING = 0.1
 
 
 class StreamingBeamformer:
@@ -274,6 +301,13 @@ class StreamingBeamformer:
     the partner's frames, and the output is the Wiener filter's estimate of the partner at
     microphone 1 (:func:`mwf_weights`); until ``min_noise_s`` of the partner has been heard, the
     MVDR's.
+
+    With ``search_deg`` above 0, ``mvdr`` steers toward the partner wherever he stands within that
+    many degrees (azimuth) of ``look``: every update it scores candidate directions
+    ``SEARCH_STEP_DEG`` apart by how much an MVDR beam toward each raises the partner's speech
+    over the noise (:func:`steered_gain_db`, the side talker being in the noise covariance), and
+    steers toward the best of their smoothed scores. The fixed beam and the own-voice evidence
+    stay on ``look``.
 
     With ``dereverb``, every STFT frame first loses its late reverberation (online WPE,
     :class:`~pipeline.algos.dereverb.StreamingWpe`), before the beams, the own-voice evidence
@@ -304,6 +338,7 @@ class StreamingBeamformer:
         speech_time_s: float = 10.0,
         mu: float = 1.0,
         dereverb: bool = False,
+        search_deg: float = 0.0,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown beamformer method '{method}' (known: {', '.join(METHODS)})")
@@ -320,6 +355,13 @@ class StreamingBeamformer:
         self.fixed = superdirective_weights(self.mics, self.look_steering, freqs)
         self.mouth_beam = superdirective_weights(self.mics, self.mouth_steering, freqs)
         self.weights = self.fixed
+        self.steering = self.look_steering  # MVDR's: the look direction's, or the search's best
+        self.azimuth_deg = 0.0  # the search's best direction, in degrees from ``look``
+        steps = int(search_deg // SEARCH_STEP_DEG) if method == "mvdr" else 0
+        self._azimuths = SEARCH_STEP_DEG * np.arange(-steps, steps + 1)  # [0.0] where nothing is searched
+        self._candidates = np.stack([far_field_steering(self.mics, turned(look, a), freqs) for a in self._azimuths])
+        self._scores: Real | None = None
+        self._scored_frames = 0  # speech frames heard at the last search
         self._band = (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])
         self._alpha = float(np.exp(-self.hop / ((mwf_noise_time_s if method == "mwf" else noise_time_s) * rate)))
         self._speech_alpha = float(np.exp(-self.hop / (speech_time_s * rate)))
@@ -402,12 +444,31 @@ class StreamingBeamformer:
             return
         if self.method != "mvdr" or self.noise_frames < self._min_noise_frames:
             return
-        steering = self.look_steering
+        noise = regularise(self.noise_covariance, self._cap, self._loading)
+        steering = self.steering
         if self._estimate and self.speech_frames >= self._min_noise_frames:
             estimated = relative_transfer_function(self.speech_covariance, self.noise_covariance)
             near = similarity(estimated, self.look_steering) >= self._similarity
             steering = np.where(near[:, None], estimated, self.look_steering)
-        self.weights = mvdr_weights(regularise(self.noise_covariance, self._cap, self._loading), steering)
+        elif len(self._azimuths) > 1 and self.speech_frames >= max(self._min_noise_frames, 1):
+            steering = self._search(noise)
+        self.weights = mvdr_weights(noise, steering)
+
+    def _search(self, noise: Complex) -> Complex:
+        """The partner's direction among the candidates, from the speech heard since the last
+        search (none new: the direction stays)."""
+        if self.speech_frames > self._scored_frames:
+            self._scored_frames = self.speech_frames
+            band = self._band
+            speech = self.speech_covariance[band] / self._speech_weight
+            scores = steered_gain_db(noise[band], speech, self._candidates[:, band])
+            if self._scores is None:
+                self._scores = scores
+            else:
+                self._scores += SEARCH_SMOOTHING * (scores - self._scores)
+            best = int(np.argmax(self._scores))
+            self.steering, self.azimuth_deg = self._candidates[best], float(self._azimuths[best])
+        return self.steering
 
     def process(self, samples: npt.NDArray[np.floating]) -> tuple[Real, Real, Real]:
         """(beam output, and per STFT frame the power of the beam toward the wearer's mouth and of

@@ -46,6 +46,7 @@ def beamformer(config: FrontendConfig) -> StreamingBeamformer:
         estimate_steering=config.estimate_steering,
         loading=config.diagonal_loading,
         dereverb=config.dereverb,
+        search_deg=config.search_deg,
         own_voice_db=own_voice_db(config),
     )
 
