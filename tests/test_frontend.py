@@ -94,6 +94,7 @@ def test_the_shipped_device_profiles_load_and_bad_ones_are_named(tmp_path: Path)
         "microphones = [[0, 0, 0], [0, 0, 5]]": "in metres",
         "beamformer = 'delay'": "frontend.beamformer must be one of",
         "look = [0, 0, 0]": "frontend.look must not be zero",
+        "search_deg = 120": "frontend.search_deg must be 0 to 90",
         six: "frontend.dereverb costs too much",
     }
     for line, message in bad.items():
