@@ -350,16 +350,17 @@ class StreamingBeamformer:
         freqs = stft_frequencies(n_fft, rate)
         dereverberate = dereverb and method not in UNFILTERED
         self.wpe = StreamingWpe(self.channels, len(freqs), self.hop / rate) if dereverberate else None
-        self.look_steering = far_field_steering(self.mics, np.asarray(look, dtype=np.float64), freqs)
+        # The directions MVDR may steer at: ``look`` alone, or with the search every
+        # ``SEARCH_STEP_DEG`` within ``search_deg`` of it (``look`` the middle one).
+        steps = int(search_deg // SEARCH_STEP_DEG) if method == "mvdr" else 0
+        self._azimuths = SEARCH_STEP_DEG * np.arange(-steps, steps + 1)
+        self._candidates = np.stack([far_field_steering(self.mics, turned(look, a), freqs) for a in self._azimuths])
+        self.look_steering = self._candidates[steps]
+        self._best = steps  # the candidate MVDR steers at: ``look`` until the search finds the partner
         self.mouth_steering = near_field_steering(self.mics, np.asarray(mouth, dtype=np.float64), freqs)
         self.fixed = superdirective_weights(self.mics, self.look_steering, freqs)
         self.mouth_beam = superdirective_weights(self.mics, self.mouth_steering, freqs)
         self.weights = self.fixed
-        self.steering = self.look_steering  # MVDR's: the look direction's, or the search's best
-        self.azimuth_deg = 0.0  # the search's best direction, in degrees from ``look``
-        steps = int(search_deg // SEARCH_STEP_DEG) if method == "mvdr" else 0
-        self._azimuths = SEARCH_STEP_DEG * np.arange(-steps, steps + 1)  # [0.0] where nothing is searched
-        self._candidates = np.stack([far_field_steering(self.mics, turned(look, a), freqs) for a in self._azimuths])
         self._scores: Real | None = None
         self._scored_frames = 0  # speech frames heard at the last search
         self._band = (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])
@@ -445,16 +446,22 @@ class StreamingBeamformer:
         if self.method != "mvdr" or self.noise_frames < self._min_noise_frames:
             return
         noise = regularise(self.noise_covariance, self._cap, self._loading)
-        steering = self.steering
         if self._estimate and self.speech_frames >= self._min_noise_frames:
             estimated = relative_transfer_function(self.speech_covariance, self.noise_covariance)
             near = similarity(estimated, self.look_steering) >= self._similarity
             steering = np.where(near[:, None], estimated, self.look_steering)
-        elif len(self._azimuths) > 1 and self.speech_frames >= max(self._min_noise_frames, 1):
-            steering = self._search(noise)
+        else:
+            if len(self._azimuths) > 1 and self.speech_frames >= max(self._min_noise_frames, 1):
+                self._search(noise)
+            steering = self._candidates[self._best]
         self.weights = mvdr_weights(noise, steering)
 
-    def _search(self, noise: Complex) -> Complex:
+    @property
+    def azimuth_deg(self) -> float:
+        """Where MVDR steers, in degrees from ``look`` (azimuth; positive: to the left)."""
+        return float(self._azimuths[self._best])
+
+    def _search(self, noise: Complex) -> None:
         """The partner's direction among the candidates, from the speech heard since the last
         search (none new: the direction stays)."""
         if self.speech_frames > self._scored_frames:
@@ -466,9 +473,7 @@ class StreamingBeamformer:
                 self._scores = scores
             else:
                 self._scores += SEARCH_SMOOTHING * (scores - self._scores)
-            best = int(np.argmax(self._scores))
-            self.steering, self.azimuth_deg = self._candidates[best], float(self._azimuths[best])
-        return self.steering
+            self._best = int(np.argmax(self._scores))
 
     def process(self, samples: npt.NDArray[np.floating]) -> tuple[Real, Real, Real]:
         """(beam output, and per STFT frame the power of the beam toward the wearer's mouth and of
