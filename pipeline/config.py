@@ -143,6 +143,11 @@ class StreamingConfig:
     agree_gap_s: float = 4.0
     #: Words ending in the last this many seconds of the decoded audio stay tentative.
     commit_margin_s: float = 3.0
+    #: Quick commits (off when above 1): words whose probability is at least this in two
+    #: hypotheses decoded ``quick_gap_s`` apart, ending ``quick_margin_s`` before the audio's end.
+    quick_probability: float = 0.65
+    quick_gap_s: float = 1.5
+    quick_margin_s: float = 1.0
     #: Beam size for decodes of the open utterance. Greedy decoding (1) commits consistent
     #: mistakes on short audio; 5 costs ~20% more compute here and halves the streaming WER.
     partial_beam_size: int = 5
@@ -178,6 +183,9 @@ class StreamingConfig:
         _check(0.1 <= self.first_decode_s <= 5.0, "streaming.first_decode_s must be 0.1 to 5")
         _check(0.0 <= self.agree_gap_s <= 5.0, "streaming.agree_gap_s must be 0 to 5")
         _check(0.0 <= self.commit_margin_s <= 5.0, "streaming.commit_margin_s must be 0 to 5")
+        _check(0.0 <= self.quick_probability <= 1.01, "streaming.quick_probability must be 0 to 1.01 (above 1: off)")
+        _check(0.0 <= self.quick_gap_s <= 5.0, "streaming.quick_gap_s must be 0 to 5")
+        _check(0.0 <= self.quick_margin_s <= 5.0, "streaming.quick_margin_s must be 0 to 5")
         _check(1 <= self.partial_beam_size <= 10, "streaming.partial_beam_size must be 1 to 10")
         _check(1 <= self.final_beam_size <= 10, "streaming.final_beam_size must be 1 to 10")
         _check(0.0 <= self.encoder_pad_s <= 30.0, "streaming.encoder_pad_s must be 0 to 30")

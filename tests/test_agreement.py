@@ -134,3 +134,29 @@ def test_an_echo_of_the_committed_text_is_not_new() -> None:
     agreement.trim(4.0)
     echo = words("built by the Egyptians in the third century BC the great pyramid", start=4.0)
     assert texts(agreement.new_words(echo)) == "BC the great pyramid"
+
+
+def sure(text: str, probability: float, start: float = 0.0) -> list[Word]:
+    return [Word(w.text, w.start, w.end, probability) for w in words(text, start)]
+
+
+def test_words_whisper_is_sure_of_are_committed_sooner() -> None:
+    agreement = LocalAgreement(min_gap_s=4.0, quick_gap_s=1.5, quick_probability=0.9)
+    agreement.update(sure("the dam was built", 0.95), audio_end=2.5, quick_until=1.5)
+    # 1.5 s later the same words again, as sure: committed up to where the margin allows (the
+    # slow rule, needing 4 s between the two decodes, would commit nothing yet).
+    committed = agreement.update(sure("the dam was built in", 0.95), audio_end=4.0, quick_until=3.0)
+    assert texts(committed) == "the dam was built"
+    assert texts(agreement.tentative) == "in"
+
+
+def test_unsure_words_wait_for_the_slow_rule() -> None:
+    agreement = LocalAgreement(min_gap_s=4.0, quick_gap_s=1.5, quick_probability=0.9)
+    unsure = sure("the dam was built", 0.95)
+    unsure[1] = Word("dam", unsure[1].start, unsure[1].end, 0.5)
+    agreement.update(unsure, audio_end=2.5, quick_until=1.5)
+    # Unsure of "dam" in both decodes 1.5 s apart: only the words before it are committed.
+    assert texts(agreement.update(unsure, audio_end=4.0, quick_until=3.0)) == "the"
+    # 4 s after the first decode the slow rule commits what both say, however unsure.
+    committed = agreement.update(sure("the dam was built in 1963", 0.95), 6.5, commit_until=3.5, quick_until=5.5)
+    assert texts(committed) == "dam was built"

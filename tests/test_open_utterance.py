@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.algos.agreement import LocalAgreement
 from pipeline.algos.open_utterance import STOPPED_EARLY_S, OpenUtterance, heard_words
 from pipeline.events import SAMPLE_RATE, Word
 
@@ -53,7 +54,7 @@ def test_a_final_stopped_early_only_after_a_trim_and_a_second_short() -> None:
 def test_a_split_hands_the_audio_and_pauses_after_it_to_the_next_utterance() -> None:
     utterance = OpenUtterance(3, start=S, vad_id=7)
     utterance.take(_loud(3.0), voiced_until=4 * S, pauses=[(2 * S, int(2.4 * S))], end=None)
-    rest = utterance.split(int(1.2 * S), next_id=4, agree_gap_s=2.0)
+    rest = utterance.split(int(1.2 * S), next_id=4, agreement=LocalAgreement(2.0))
     assert utterance.end == int(1.2 * S)
     assert (rest.id, rest.vad_id, rest.start, rest.samples) == (4, 7, int(2.2 * S), int(1.8 * S))
     assert rest.pauses == [] and rest.voiced_until == int(1.8 * S)
@@ -65,7 +66,7 @@ def test_the_rest_of_a_split_vad_closes_before_it_began_holds_no_audio() -> None
     # that is nearly all of it, and came out as "You".
     utterance = OpenUtterance(0, start=S)
     utterance.take(_loud(2.0), voiced_until=3 * S, pauses=[], end=None)
-    rest = utterance.split(int(1.4 * S), next_id=1, agree_gap_s=2.0)
+    rest = utterance.split(int(1.4 * S), next_id=1, agreement=LocalAgreement(2.0))
     rest.take(_loud(0.4), voiced_until=int(2.16 * S), pauses=[], end=int(2.16 * S))
     assert rest.end == 0 and rest.speech_end == 0
 

@@ -104,11 +104,13 @@ def _echo_length(committed: Sequence[Word], later: Sequence[Word]) -> int:
 class LocalAgreement:
     """Feed each new hypothesis of one utterance to :meth:`update`."""
 
-    def __init__(self, min_gap_s: float = 0.0) -> None:
+    def __init__(self, min_gap_s: float = 0.0, quick_gap_s: float = 0.0, quick_probability: float = 1.01) -> None:
         self.committed: list[Word] = []
         self.tentative: list[Word] = []
         self._since_trim = 0  # committed words after the current audio trim point
         self._min_gap = min_gap_s
+        self._quick_gap = quick_gap_s
+        self._quick_probability = quick_probability
         self._history: deque[tuple[float | None, list[Word]]] = deque(maxlen=32)  # (audio end, hypothesis)
 
     def new_words(self, hypothesis: Sequence[Word]) -> list[Word]:
@@ -151,12 +153,35 @@ class LocalAgreement:
                 return list(hypothesis[j + 1 :])
         return None
 
-    def _earlier(self, audio_end: float | None) -> list[Word] | None:
-        """The latest hypothesis decoded from at least ``min_gap_s`` less audio."""
+    def _earlier(self, audio_end: float | None, gap_s: float) -> list[Word] | None:
+        """The latest hypothesis decoded from at least ``gap_s`` less audio."""
         for end, hypothesis in reversed(self._history):
-            if audio_end is None or end is None or end <= audio_end - self._min_gap:
+            if audio_end is None or end is None or end <= audio_end - gap_s:
                 return hypothesis
         return None
+
+    def _agreed(
+        self,
+        new: Sequence[Word],
+        earlier: Sequence[Word] | None,
+        until: float | None,
+        stop_after: tuple[str, ...],
+        probability: float = 0.0,
+    ) -> int:
+        """How many of ``new`` the earlier hypothesis' new words begin with (no word ending after
+        ``until``, none past a word ending with ``stop_after``, each at least ``probability`` in both)."""
+        old = self.new_words(earlier) if earlier is not None else []
+        agreed = 0
+        while (
+            agreed < min(len(new), len(old))
+            and key(new[agreed].text) == key(old[agreed].text)
+            and (until is None or new[agreed].end <= until)
+            and min(new[agreed].probability, old[agreed].probability) >= probability
+        ):
+            agreed += 1
+            if stop_after and new[agreed - 1].text.endswith(stop_after):
+                break
+        return agreed
 
     def update(
         self,
@@ -164,24 +189,22 @@ class LocalAgreement:
         audio_end: float | None = None,
         commit_until: float | None = None,
         stop_after: tuple[str, ...] = (),
+        quick_until: float | None = None,
     ) -> list[Word]:
         """Commits the prefix this hypothesis shares with an earlier one, but no word ending after
         ``commit_until`` (stream seconds: the last moments of the audio are where Whisper guesses)
         and nothing past a word ending with one of ``stop_after`` (so that a sentence can be
-        closed right after it). ``audio_end`` is where the hypothesis' audio ends. Returns the
-        newly committed words."""
+        closed right after it). ``audio_end`` is where the hypothesis' audio ends. With quick
+        commits on, a longer prefix is committed where it agrees with a hypothesis only
+        ``quick_gap_s`` older, no word ending after ``quick_until``, each word at least
+        ``quick_probability`` in both. Returns the newly committed words."""
         new = self.new_words(hypothesis)
-        earlier = self._earlier(audio_end)
-        old = self.new_words(earlier) if earlier is not None else []
-        agreed = 0
-        while (
-            agreed < min(len(new), len(old))
-            and key(new[agreed].text) == key(old[agreed].text)
-            and (commit_until is None or new[agreed].end <= commit_until)
-        ):
-            agreed += 1
-            if stop_after and new[agreed - 1].text.endswith(stop_after):
-                break
+        agreed = self._agreed(new, self._earlier(audio_end, self._min_gap), commit_until, stop_after)
+        if self._quick_probability <= 1.0:
+            quick = self._agreed(
+                new, self._earlier(audio_end, self._quick_gap), quick_until, stop_after, self._quick_probability
+            )
+            agreed = max(agreed, quick)
         self._commit(new[:agreed])
         self.tentative = new[agreed:]
         self._history.append((audio_end, list(hypothesis)))

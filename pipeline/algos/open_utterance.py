@@ -260,7 +260,7 @@ class OpenUtterance:
                     return (pause_start + pause_end) // 2
         return None
 
-    def split(self, at: int, next_id: int, agree_gap_s: float) -> OpenUtterance:
+    def split(self, at: int, next_id: int, agreement: LocalAgreement) -> OpenUtterance:
         """Ends this utterance at offset ``at``; the audio after it starts the next one, returned."""
         rest = OpenUtterance(
             next_id,
@@ -270,7 +270,7 @@ class OpenUtterance:
             samples=max(0, self.samples - at),
             voiced_until=max(0, self.voiced_until - at),
             pauses=[(s - at, e - at) for s, e in self.pauses if s >= at],
-            agreement=LocalAgreement(agree_gap_s),
+            agreement=agreement,
             speaker=self.speaker,
             translating=self.translating,
         )

@@ -162,6 +162,10 @@ class StreamingAsrStage:
         )
         return (self._glossary + " " + (context + " " + before_trim).strip()[-PROMPT_CHARS:]).strip()
 
+    def _agreement(self) -> LocalAgreement:
+        config = self._config
+        return LocalAgreement(config.agree_gap_s, config.quick_gap_s, config.quick_probability)
+
     def _language(self, utterance: OpenUtterance) -> str:
         """The language the utterance is recognised in (the latest decode's while not yet known)."""
         return utterance.language or self.language or self._heard_language
@@ -273,7 +277,13 @@ class StreamingAsrStage:
         utterance.previous_decoded = before
         utterance.final_quality = final_quality
         audio_end = (utterance.start + end) / SAMPLE_RATE
-        utterance.agreement.update(words, audio_end, audio_end - self._config.commit_margin_s, SENTENCE_END)
+        utterance.agreement.update(
+            words,
+            audio_end,
+            audio_end - self._config.commit_margin_s,
+            SENTENCE_END,
+            quick_until=audio_end - self._config.quick_margin_s,
+        )
         if not utterance.translating:  # English word times only roughly follow the speech: never cut
             utterance.trim_if_long(self._config.trim_after_s)
         return self._transcript(utterance, final=False)
@@ -344,7 +354,7 @@ class StreamingAsrStage:
             del self._labels[piece.utterance]  # no utterance is split off a closed one
         utterance = self._by_vad_id.get(piece.utterance)
         if utterance is None:
-            agreement = LocalAgreement(self._config.agree_gap_s)
+            agreement = self._agreement()
             utterance = OpenUtterance(next(self._ids), piece.start, vad_id=piece.utterance, agreement=agreement)
             if not self._label(utterance, piece.speaker):
                 if not piece.final:  # its later pieces are skipped too
@@ -399,7 +409,7 @@ class StreamingAsrStage:
         least = int(MIN_TURN_S * SAMPLE_RATE)
         if at < max(least, utterance.trim + least) or utterance.samples - at < least:
             return None
-        return utterance.split(at, next(self._ids), self._config.agree_gap_s)
+        return utterance.split(at, next(self._ids), self._agreement())
 
     def _follow(self, utterance: OpenUtterance, rest: OpenUtterance, label: str | None, *, more: bool) -> bool:
         """VAD's utterance goes on in ``rest``, split off ``utterance``, where its label keeps it
@@ -459,7 +469,7 @@ class StreamingAsrStage:
                 if at is None:
                     finished = None  # still open
                 else:
-                    rest = utterance.split(at, next(self._ids), self._config.agree_gap_s)
+                    rest = utterance.split(at, next(self._ids), self._agreement())
                     kept = self._follow(utterance, rest, self._labels.get(utterance.vad_id), more=True)
                     self.sentence_finals += 1
                     events.append(await self._final(utterance))
