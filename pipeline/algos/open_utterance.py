@@ -261,7 +261,8 @@ class OpenUtterance:
         return None
 
     def split(self, at: int, next_id: int, agreement: LocalAgreement) -> OpenUtterance:
-        """Ends this utterance at offset ``at``; the audio after it starts the next one, returned."""
+        """Ends this utterance at offset ``at``; the audio after it starts the next one, returned,
+        whose words ``agreement`` (a fresh one) commits."""
         rest = OpenUtterance(
             next_id,
             self.start + at,
