@@ -83,9 +83,10 @@ from pipeline.runner import BranchQueue, Emission, Policy, Sink
 from pipeline.session import Detectors, SessionResult, run_live, translation_backend
 
 log = logging.getLogger(__name__)
-# websockets logs every frame at DEBUG, and frames carry transcripts: its logger stays above.
+# websockets logs every frame at DEBUG, and frames carry transcripts: those records are dropped
+# whatever the level; the rest follow the root logger's (`-v` shows them).
 _websockets_log = logging.getLogger(f"{__name__}.websockets")
-_websockets_log.setLevel(logging.INFO)
+_websockets_log.addFilter(lambda record: record.levelno > logging.DEBUG)
 
 SESSION_PATH = "/session"
 DISPLAY_PATH = "/display"
@@ -666,7 +667,7 @@ class Server:
         return TranscriptSink(
             Path(config.output.live_dir),
             stem,
-            config.output.formats,
+            config.output,
             about=about,
             target=target,
             translation=translation,
