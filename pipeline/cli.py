@@ -518,9 +518,7 @@ def _live(args: argparse.Namespace) -> int:
         target = config.translation.target if backend else ""
         translation = {"backend": backend, "source": config.asr.language, "target": target} if backend else None
         about = {"source": name, "model": decoder.model_id}
-        transcript = TranscriptSink(
-            out, stem, config.output.formats, about=about, target=target, translation=translation
-        )
+        transcript = TranscriptSink(out, stem, config.output, about=about, target=target, translation=translation)
         sinks.append(transcript)
 
     failure: LivesubError | None = None

@@ -6,14 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import OutputConfig
 from pipeline.events import Transcript, Translation
 from pipeline.outputs.formats import TranscriptWriter
 from pipeline.runner import Emission, Policy
 
 
 class TranscriptSink:
-    """Finals of the source text into ``<stem>.<format>``, and with ``target`` finals of the
-    translation into ``<stem>.<target>.<format>``. ``about`` goes into both JSON documents, and
+    """Finals of the source text into ``<stem>.<format>`` for each of ``output.formats`` (cues
+    as long as ``output`` allows), and with ``target`` finals of the translation into
+    ``<stem>.<target>.<format>``. ``about`` goes into both JSON documents, and
     ``translation`` (backend, languages) into the translation's."""
 
     name = "transcript"
@@ -23,14 +25,19 @@ class TranscriptSink:
         self,
         out_dir: Path,
         stem: str,
-        formats: tuple[str, ...],
+        output: OutputConfig,
         *,
         about: dict[str, Any],
         target: str = "",
         translation: dict[str, Any] | None = None,
     ) -> None:
-        self._source = TranscriptWriter(out_dir, stem, formats)
-        self._translated = TranscriptWriter(out_dir, f"{stem}.{target}", formats) if target else None
+        def writer(name: str) -> TranscriptWriter:
+            return TranscriptWriter(
+                out_dir, name, output.formats, max_cue_chars=output.max_cue_chars, max_cue_s=output.max_cue_s
+            )
+
+        self._source = writer(stem)
+        self._translated = writer(f"{stem}.{target}") if target else None
         self._about = about
         self._translation = translation
 
