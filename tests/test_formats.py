@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from itertools import pairwise
 from pathlib import Path
 
@@ -88,6 +89,18 @@ def test_files_validate_and_agree(tmp_path: Path) -> None:
     assert document["complete"] is True
     assert [s["text"] for s in document["segments"]] == [s.text for s in segments]
     assert document["segments"][1]["words"][0] == {"word": "A", "start": 3.0, "end": 3.36, "probability": 1.0}
+
+
+def test_every_file_gets_the_same_permissions_and_no_temporary_file_is_left(tmp_path: Path) -> None:
+    writer = TranscriptWriter(tmp_path, "talk", ("srt", "vtt", "json", "txt"))
+    writer.add(_segment("One sentence.", 0.5))
+    writer.write_json({"complete": False})
+    writer.write_json({"complete": True})  # written again over the first, as a live session's end does
+    writer.close()
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert sorted(modes) == ["talk.json", "talk.srt", "talk.txt", "talk.vtt"]
+    assert len(set(modes.values())) == 1  # the umask decides for all alike
+    assert json.loads((tmp_path / "talk.json").read_text(encoding="utf-8"))["complete"] is True
 
 
 def test_no_segments_means_no_files(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -68,14 +68,17 @@ def vtt_cue(cue: Cue, max_chars: int) -> str:
 
 
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Writes ``document`` to a new file beside ``path`` and renames it over ``path``, so that an
+    interruption leaves the old file or the new one, never half of one. The file's permissions
+    follow the umask, as the other transcript files' do (``mkstemp`` would make it 0600)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "x", encoding="utf-8") as f:
             json.dump(document, f, ensure_ascii=False, indent=1)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
