@@ -258,6 +258,21 @@ def test_a_vanished_clients_transcript_is_saved_when_the_server_saves_transcript
     assert segments and "The quick brown fox jumps." in " ".join(s["text"] for s in segments)
 
 
+def test_saved_subtitles_keep_to_the_configured_cue_length(tmp_path: Path) -> None:
+    finals: list[str] = []
+
+    async def body(server: Server) -> None:
+        records, _ = await _whole_session(server)
+        finals.extend(_finals(records))
+
+    _run(body, output={"live_dir": str(tmp_path), "max_cue_chars": 12})
+    [srt] = tmp_path.glob("session-*.srt")
+    blocks = [b.splitlines() for b in srt.read_text(encoding="utf-8").strip().split("\n\n")]
+    texts = [" ".join(lines[2:]) for lines in blocks]
+    assert finals and len(texts) > len(finals)  # sentences split into several cues
+    assert all(len(text) <= 12 for text in texts)
+
+
 def test_an_idle_session_ends_with_its_finals_and_summary() -> None:
     async def body(server: Server) -> None:
         client, _ = await _start(server)
@@ -306,6 +321,20 @@ def test_logs_never_hold_the_transcript(caplog: pytest.LogCaptureFixture) -> Non
     assert "session" in logged and "started" in logged  # it does log, ids and counts
     heard = {word.strip(".").lower() for word, _, _ in SPEECH} - {"the", "it"}
     assert heard.isdisjoint(re.findall(r"[a-z]+", logged.lower()))
+
+
+def test_frames_are_never_logged_even_where_the_logging_is_set_to_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # an application embedding the server may log everything
+
+    async def body(server: Server) -> None:
+        records, _ = await _whole_session(server)
+        assert _finals(records)
+
+    _run(body)
+    served = [r.getMessage() for r in caplog.records if r.name.startswith("pipeline.server")]
+    assert "connection open" in served  # websockets' own connection records do come through
+    # websockets writes a frame as "< TEXT '...'" or "> BINARY ...": its content, the transcript
+    assert not [m for m in served if m.startswith(("< TEXT", "> TEXT", "< BINARY", "> BINARY"))]
 
 
 # -- displays -------------------------------------------------------------------------------------
