@@ -32,6 +32,7 @@ lint: setup
 setup: system-packages $(VENV)/.installed
 
 # Installs what is missing when we are root (or have password-less sudo); otherwise names it.
+# One package the distribution lacks (Ubuntu has no `chromium` deb) does not keep the others out.
 system-packages:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -40,8 +41,12 @@ system-packages:
 	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
 	else echo "livesub: please install these Debian packages:$$missing (sudo apt-get install$$missing)"; exit 0; fi; \
 	echo "livesub: installing Debian packages:$$missing"; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
-	  || echo "livesub: could not install:$$missing (live microphone input, Apertium translation and the HUD's browser tests need them)"
+	$$SUDO apt-get update -qq; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null 2>&1 && exit 0; \
+	for p in $$missing; do \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$p >/dev/null 2>&1 \
+	    || echo "livesub: could not install $$p (live microphone input, Apertium translation and the HUD's browser tests need these)"; \
+	done
 
 $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
