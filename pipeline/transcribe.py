@@ -198,7 +198,7 @@ def _pass(
             if speakers is not None:
                 stages.insert(1, speakers)
             asyncio.run(run_graph(_source(counted(reader.chunks())), stages, [_Writer(write)], max_lag_s=math.inf))
-            complete = True
+            complete = reader.damage is None  # a damaged file is transcribed up to the damage
         finally:
             if translator is not None:
                 translator.close()
@@ -224,6 +224,9 @@ def _pass(
     result.audio_s = audio_end
     result.wall_s = time.perf_counter() - started
     result.language = asr.language or "/".join(asr.heard)
+    if reader.damage:
+        kept = f"the transcript of the {audio_end:.1f} s before it is saved" if writer.segments else None
+        raise AudioError(f"{reader.damage}; {kept or 'no speech before it'}")
     if not writer.segments:
         raise AudioError(f"{path}: no speech found in {audio_end:.1f} s of audio")
     return result

@@ -173,6 +173,21 @@ def test_cli_jsonl_events_and_saved_transcript(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr
 
 
+def test_a_file_damaged_part_way_ends_the_session_there_and_keeps_its_words(tmp_path: Path) -> None:
+    audio, rate = soundfile.read(str(FIXTURES / "es_fleurs_3sentences.wav"), dtype="float32")
+    path = tmp_path / "cut.flac"
+    soundfile.write(str(path), audio[: 20 * rate], rate)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 3 // 4])
+    command = ["live", "--input", str(path), "--instant", "--language", "es", "--out", str(tmp_path / "out")]
+    run = subprocess.run([sys.executable, "-m", "pipeline", *command], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert "decoding failed after" in run.stderr and "the session ended there" in run.stderr
+    assert "Traceback" not in run.stderr
+    saved = json.loads((tmp_path / "out" / "cut.live.json").read_text(encoding="utf-8"))
+    assert "viajeros" in " ".join(segment["text"] for segment in saved["segments"]).lower()
+
+
 def _replayed_events(path: Path) -> list[str]:
     command = ["live", "--input", str(path), "--instant", "--events", "-", "--language", "en"]
     run = subprocess.run(

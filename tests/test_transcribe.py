@@ -15,6 +15,7 @@ from pipeline.algos.wer import wer
 from pipeline.backends.whisper import WhisperDecoder
 from pipeline.bench import build_stream, find_reference, sentence_check
 from pipeline.config import Config, load_config
+from pipeline.errors import AudioError
 from pipeline.events import SAMPLE_RATE
 from pipeline.transcribe import transcribe_file
 
@@ -92,6 +93,23 @@ def test_translate_task_gives_english(whisper_base: WhisperDecoder, tmp_path: Pa
     text = (tmp_path / "fleurs-es-003.txt").read_text(encoding="utf-8").lower()
     # "esto parece tener sentido ya que en la tierra no se percibe su movimiento ¿cierto?"
     assert "sense" in text and "earth" in text and "movement" in text
+
+
+def test_a_file_damaged_part_way_keeps_the_transcript_before_the_damage(
+    whisper_base: WhisperDecoder, tmp_path: Path
+) -> None:
+    audio, rate = soundfile.read(str(FIXTURES / "es_fleurs_3sentences.wav"), dtype="float32")
+    path = tmp_path / "cut.flac"
+    soundfile.write(str(path), audio, rate)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 3 // 4])  # the third sentence's end is gone
+    with pytest.raises(AudioError, match=r"decoding failed after .* the transcript of the .* is saved"):
+        transcribe_file(path, _config("es"), whisper_base, tmp_path)
+    document = json.loads((tmp_path / "cut.json").read_text(encoding="utf-8"))
+    assert document["complete"] is False
+    assert 20.0 < document["duration_s"] < 32.0
+    text = " ".join(segment["text"] for segment in document["segments"]).lower()
+    assert "viajeros" in text and "funeral" in text  # the first two sentences are there
 
 
 @pytest.mark.parametrize(("language", "bound"), MULTI_SENTENCE)

@@ -139,6 +139,7 @@ class AudioReader:
                 f"{self.path}: unusable audio ({self._decoder.sample_rate} Hz, {self._decoder.channels} channels)"
             )
         self._block_frames = max(1, self._decoder.sample_rate * block_ms // 1000)
+        self.damage: str | None = None  # why the stream ended early, when it did (see chunks)
 
     @property
     def source_rate(self) -> int:
@@ -164,7 +165,9 @@ class AudioReader:
         self._decoder.close()
 
     def chunks(self) -> Iterator[AudioChunk]:
-        """The whole file as 16 kHz chunks; a file with no frames raises AudioError."""
+        """The whole file as 16 kHz chunks; a file with no frames raises AudioError. A stream
+        damaged part way through ends where the damage begins, and :attr:`damage` says so: what
+        came before it is still worth transcribing."""
         rate = self._decoder.sample_rate
         resampler = (
             None
@@ -179,10 +182,11 @@ class AudioReader:
                 block = next(blocks, None)
             except AudioError:
                 raise
-            except Exception as e:  # a damaged stream part way through
-                raise AudioError(
-                    f"{self.path}: decoding failed after {decoded / rate:.1f} s ({type(e).__name__})"
-                ) from None
+            except Exception as e:  # a damaged stream part way through: its end
+                if decoded == 0:
+                    raise AudioError(f"{self.path}: decoding failed at the start ({type(e).__name__})") from None
+                self.damage = f"{self.path}: decoding failed after {decoded / rate:.1f} s ({type(e).__name__})"
+                block = None
             last = block is None
             if block is None:
                 block = np.zeros((0, self.channels), dtype=np.float32)
@@ -205,4 +209,6 @@ def read_all(path: str | Path) -> Samples:
     """A whole (short) recording as mono 16 kHz samples. For tests and short clips only."""
     with AudioReader(path) as reader:
         parts = [chunk.mono() for chunk in reader.chunks()]
+        if reader.damage:
+            raise AudioError(reader.damage)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

@@ -34,13 +34,17 @@ class FileSource:
         self.position = 0.0  # stream seconds delivered so far
         self.started: float | None = None  # loop time of stream second 0
         self.overflows = 0  # never any for a file; present for a common interface
-        self.lost: str | None = None
 
     def stop(self) -> None:
         self._stopped = True
 
-    def stats(self) -> dict[str, float | int | None]:
-        return {"overflows": 0, "lost": None}
+    @property
+    def lost(self) -> str | None:
+        """Why the file ended early: damaged part way through (what came before it was played)."""
+        return self._reader.damage
+
+    def stats(self) -> dict[str, float | int | str | None]:
+        return {"overflows": 0, "lost": self.lost}
 
     async def chunks(self) -> AsyncIterator[AudioChunk]:
         loop = asyncio.get_running_loop()
