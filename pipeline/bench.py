@@ -40,7 +40,7 @@ from pipeline.algos.metrics import (
 from pipeline.algos.vocab import Term, term_scores
 from pipeline.algos.wer import corpus_wer, edit_distance, tokens
 from pipeline.backends.voice import Voice
-from pipeline.backends.whisper import WhisperDecoder
+from pipeline.backends.whisper import WhisperDecoder, check_languages
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.events import SAMPLE_RATE, Samples, Transcript, Translation
@@ -249,7 +249,7 @@ def play(
         config = merge(config, {"asr": {"language": reference.language.split("-")[0]}})
     source = FileSource(path, realtime=realtime, block_ms=config.audio.block_ms)
     backend = translation_backend(config)
-    decoder.check_language(config.asr.language)
+    check_languages(decoder, config.spoken_languages)
     before = resource.getrusage(resource.RUSAGE_SELF)
     speech = None
     if voice is not None:

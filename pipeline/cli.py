@@ -466,7 +466,7 @@ def _live(args: argparse.Namespace) -> int:
     import time
 
     from pipeline import session
-    from pipeline.backends.whisper import WhisperDecoder
+    from pipeline.backends.whisper import WhisperDecoder, check_languages
     from pipeline.inputs.sources import FileSource, MicrophoneSource, list_input_devices
     from pipeline.outputs.transcripts import TranscriptSink
     from pipeline.outputs.view import JsonlSink, TerminalView
@@ -501,7 +501,7 @@ def _live(args: argparse.Namespace) -> int:
     replay = args.input is not None and not args.realtime
     speech = _speech(args, config, backend, realtime=not replay)
     decoder = WhisperDecoder(config.asr, live=not replay)  # a replay keeps every core
-    decoder.check_language(config.asr.language)
+    check_languages(decoder, config.spoken_languages)
     if isinstance(source, MicrophoneSource):
         print(
             f"livesub: listening on '{source.device_name}' ({source.rate} Hz, {source.channels} ch); Ctrl-C ends",

@@ -501,6 +501,13 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
 
+    @property
+    def spoken_languages(self) -> tuple[str, ...]:
+        """Every language the configuration says may be spoken ("auto" for none given): the
+        model must know each of them."""
+        wearer = (self.frontend.wearer_language,) if self.frontend.wearer_language else ()
+        return (self.asr.language, *self.asr.languages, *wearer)
+
 
 def _coerce(value: Any, kind: Any, name: str) -> Any:
     """Checks a TOML value against a field's type; ints are accepted where floats are."""

@@ -72,7 +72,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Origin
 
-from pipeline.backends.whisper import Decoder, WhisperDecoder
+from pipeline.backends.whisper import Decoder, WhisperDecoder, check_languages
 from pipeline.config import Config, merge
 from pipeline.errors import ConfigError, LivesubError
 from pipeline.events import SPEAKER_LABEL, Subtitle, Transcript, Translation
@@ -635,10 +635,7 @@ class Server:
         try:
             config = merge(self.config, start.settings)
             backend = translation_backend(config)
-            language = config.asr.language
-            if language != "auto" and language not in self._decoder.languages:
-                known = " ".join(sorted(self._decoder.languages))
-                raise ConfigError(f"unknown language '{language}' (use auto or one of: {known})")
+            check_languages(self._decoder, config.spoken_languages)
         except ConfigError as e:
             raise ProtocolError(str(e)) from None
         # No await between the limit's check and the registration: nothing else can slip in.

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.algos.diarize import Turn
-from pipeline.backends.whisper import WhisperDecoder
+from pipeline.backends.whisper import WhisperDecoder, check_languages
 from pipeline.config import Config
 from pipeline.errors import AudioError
 from pipeline.events import AudioChunk, Translation
@@ -238,7 +238,7 @@ def _pass(
 def load_decoder(config: Config, threads: int) -> WhisperDecoder:
     """One worker's Whisper model, on ``threads`` CPU threads."""
     decoder = WhisperDecoder(replace(config.asr, threads=threads))
-    decoder.check_language(config.asr.language)
+    check_languages(decoder, config.spoken_languages)
     return decoder
 
 

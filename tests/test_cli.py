@@ -93,6 +93,32 @@ def test_unknown_language_is_a_usage_error() -> None:
     assert "unknown language 'xx'" in run.stderr and len(run.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["transcribe", "--languages", "en,xx"],
+        ["live", "--instant", "--languages", "es,qq"],
+        [
+            "live",
+            "--instant",
+            "--config",
+            str(FIXTURES.parent / "configs" / "glasses-4mic.toml"),
+            "--wearer-language",
+            "xx",
+        ],
+    ],
+)
+def test_every_language_named_must_be_one_the_model_knows(options: list[str]) -> None:
+    command, *rest = options
+    source = (
+        [FIXTURES / "fleurs-en-004.ogg"] if command == "transcribe" else ["--input", FIXTURES / "fleurs-en-004.ogg"]
+    )
+    run = _livesub(command, *source, *rest)
+    assert run.returncode == 2
+    _no_traceback(run.stderr)
+    assert "unknown language '" in run.stderr and len(run.stderr.splitlines()) == 1
+
+
 def test_english_only_model_refuses_other_languages(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(
         ["transcribe", str(FIXTURES / "fleurs-es-003.ogg"), "--model", "whisper-tiny-en", "--language", "es"]

@@ -12,6 +12,7 @@ import math
 import os
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -152,6 +153,17 @@ class Decoder(Protocol):
     ) -> Hypothesis: ...
 
 
+def check_languages(decoder: Decoder, languages: Iterable[str]) -> None:
+    """Raises ConfigError for the first of ``languages`` the model does not know ('auto' is always fine)."""
+    known = decoder.languages
+    for language in languages:
+        if language == "auto" or language in known:
+            continue
+        if len(known) == 1:
+            raise ConfigError(f"model '{decoder.model_id}' knows only '{known[0]}', not '{language}'")
+        raise ConfigError(f"unknown language '{language}' (use auto or one of: {' '.join(sorted(known))})")
+
+
 class ChunkDecoder(Protocol):
     """What a recording's recogniser needs: whole chunks decoded into timed segments."""
 
@@ -198,13 +210,6 @@ class WhisperDecoder:
         log.info(
             "loaded %s (%s, %d threads) in %.2f s", self.path, config.compute_type, self.threads, self.load_seconds
         )
-
-    def check_language(self, language: str) -> None:
-        """Raises ConfigError for a language this model does not know ('auto' is always fine)."""
-        if language != "auto" and language not in self.languages:
-            if len(self.languages) == 1:
-                raise ConfigError(f"model '{self.model_id}' knows only '{self.languages[0]}', not '{language}'")
-            raise ConfigError(f"unknown language '{language}' (use auto or one of: {' '.join(sorted(self.languages))})")
 
     def decode(
         self,
