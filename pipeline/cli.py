@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -326,15 +326,20 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _writable(path: Path, *, directory: bool = False) -> None:
-    """Fails before any work when an output could not be written there (the work would be lost).
-    Missing directories are created later, so the nearest existing one must be writable."""
+    """Fails before any work when an output could not be written there (the work would be lost):
+    its directory is made now, and a file is created in it and removed. Trying is the only sure
+    test: permission bits say nothing to root, nor about /proc or a read-only mount."""
     if not directory and path.is_dir():
         raise ConfigError(f"cannot write {path}: it is a directory")
-    existing = path if directory else path.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write {path}: {existing} is not a writable directory")
+    folder = path if directory else path.parent
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"cannot write {path}: {folder} is not a writable directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror or type(e).__name__}") from None
 
 
 def _transcribe(args: argparse.Namespace) -> int:

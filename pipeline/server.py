@@ -178,10 +178,11 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     """A server TLS context: a phone's browser opens its microphone only over HTTPS (or on
     localhost), and the token and audio should not cross a network in clear."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    for path in (cert, key):  # load_cert_chain's own error does not say which file is missing
+        if not path.is_file():
+            raise ConfigError(f"TLS: no such file {path}")
     try:
         context.load_cert_chain(cert, key)
-    except FileNotFoundError as e:
-        raise ConfigError(f"TLS: no such file {e.filename}") from None
     except (ssl.SSLError, OSError) as e:
         raise ConfigError(f"TLS: cannot use {cert} with {key}: {e}") from None
     return context

@@ -119,6 +119,25 @@ def test_every_language_named_must_be_one_the_model_knows(options: list[str]) ->
     assert "unknown language '" in run.stderr and len(run.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["transcribe", "FILE", "--out", "/proc/livesub-test"],
+        ["live", "--input", "FILE", "--instant", "--events", "/proc/livesub-test.jsonl"],
+        ["bench", "FILE", "--mode", "instant", "--json", "/proc/livesub-test.json"],
+        ["notes", "FILE", "--out", "/proc/livesub-test"],
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(
+    options: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # /proc takes no new files, even from root, whom permission bits would let through.
+    fixture = str(FIXTURES / "fleurs-en-004.ogg")
+    assert cli.main([fixture if option == "FILE" else option for option in options]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("livesub: error: cannot write /proc/livesub-test") and error.count("\n") == 1, error
+
+
 def test_english_only_model_refuses_other_languages(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(
         ["transcribe", str(FIXTURES / "fleurs-es-003.ogg"), "--model", "whisper-tiny-en", "--language", "es"]

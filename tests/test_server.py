@@ -541,7 +541,7 @@ def test_serving_beyond_loopback_needs_a_token(tmp_path: Path, capsys: pytest.Ca
     assert cli.main(["serve", "--tls-cert", str(short)]) == 2
     assert "--tls-key" in capsys.readouterr().err
     assert cli.main(["serve", "--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(short)]) == 2
-    assert "TLS: no such file" in capsys.readouterr().err
+    assert f"TLS: no such file {tmp_path / 'no.pem'}" in capsys.readouterr().err
     assert cli.main(["serve", "--max-sessions", "0"]) == 2  # checked as the configuration's own
     assert "server.max_sessions must be 1 to 64" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--token-file"):  # the server itself insists too
