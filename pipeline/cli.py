@@ -342,6 +342,13 @@ def _writable(path: Path, *, directory: bool = False) -> None:
         raise ConfigError(f"cannot write {path}: {e.strerror or type(e).__name__}") from None
 
 
+def _writable_wav(path: Path, option: str) -> None:
+    """As :func:`_writable`, for an option that writes a WAV file: its name must say so."""
+    if path.suffix.lower() != ".wav":
+        raise ConfigError(f"{option} writes a WAV file: give a name ending in .wav, not {path.name}")
+    _writable(path)
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     from functools import partial
 
@@ -448,7 +455,7 @@ def _speech(args: argparse.Namespace, config: Config, backend: str, *, realtime:
     onnx = session_voice(config.tts.voice, config.translation.target if backend else "", config.asr.language)
     wav = None
     if args.speak_to is not None:
-        _writable(args.speak_to)
+        _writable_wav(args.speak_to, "--speak-to")
         wav = SpeechWav(args.speak_to)
     device = None
     if args.speak or args.speaker_device is not None or wav is None:
@@ -492,7 +499,7 @@ def _live(args: argparse.Namespace) -> int:
     if args.events and args.events != "-":
         _writable(Path(args.events))
     if args.save_frontend is not None:
-        _writable(args.save_frontend)
+        _writable_wav(args.save_frontend, "--save-frontend")
     source: session.Source  # opened before the model loads: a bad file or device fails at once
     if args.input is not None:
         source = FileSource(args.input, realtime=args.realtime, block_ms=config.audio.block_ms)

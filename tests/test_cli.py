@@ -138,6 +138,14 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(
     assert error.startswith("livesub: error: cannot write /proc/livesub-test") and error.count("\n") == 1, error
 
 
+@pytest.mark.parametrize("option", ["--speak-to", "--save-frontend"])
+def test_a_wav_output_needs_a_wav_name(option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    command = ["live", "--input", str(FIXTURES / "fleurs-en-004.ogg"), "--instant", option, str(tmp_path / "out")]
+    assert cli.main(command) == 2
+    error = capsys.readouterr().err
+    assert f"{option} writes a WAV file: give a name ending in .wav" in error and error.count("\n") == 1
+
+
 def test_english_only_model_refuses_other_languages(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(
         ["transcribe", str(FIXTURES / "fleurs-es-003.ogg"), "--model", "whisper-tiny-en", "--language", "es"]
