@@ -265,7 +265,7 @@ class AudioPace:
 def _message(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: thousands of nested brackets
         raise ProtocolError("a text message must be a JSON object", CloseCode.UNSUPPORTED_DATA) from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError('a text message must be a JSON object with a "type"', CloseCode.UNSUPPORTED_DATA)

@@ -441,6 +441,7 @@ def test_browsers_from_other_origins_are_refused() -> None:
         ("start", "hello{", 1003, "JSON object"),
         ("start", '{"type": "dance"}', 1003, "unknown message type 'dance'"),
         ("start", '["stop"]', 1003, "JSON object"),
+        ('{"type": "start", "display": ' + "[" * 5000 + "]" * 5000 + "}", None, 1003, "JSON object"),
         ("start", b"\x00" * 70_000, 1009, None),
         (b"\x00\x00", None, 1003, "first message must be JSON"),
         ('{"type": "start"}', None, 1008, "'rate' must be"),
