@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -325,6 +326,15 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
+def _say(text: str) -> None:
+    """A report line on stdout. A reader that went away (`| head`) does not stop the work: the
+    rest of the lines go nowhere."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _writable(path: Path, *, directory: bool = False) -> None:
     """Fails before any work when an output could not be written there (the work would be lost):
     its directory is made now, and a file is created in it and removed. Trying is the only sure
@@ -379,7 +389,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         progress=batch,
     ):
         if outcome is None:
-            print(f"{path}: transcribed before, skipped (--force transcribes it again)")
+            _say(f"{path}: transcribed before, skipped (--force transcribes it again)")
             continue
         if isinstance(outcome, LivesubError):
             print(f"livesub: {outcome}", file=sys.stderr)
@@ -401,7 +411,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         ]
         checks = f" ({', '.join(checked)})" if checked else ""
         who = f", {len(result.speakers)} speakers" if len(result.speakers) > 1 else ""
-        print(f"{path}: {result.segments} segments{checks}{who}, language {result.language}, {speed} -> {outputs}")
+        _say(f"{path}: {result.segments} segments{checks}{who}, language {result.language}, {speed} -> {outputs}")
     return EXIT_FAILED if failed else 0
 
 
@@ -432,14 +442,14 @@ def _notes(args: argparse.Namespace) -> int:
         progress=batch,
     ):
         if outcome is None:
-            print(f"{path}: notes written before, skipped (--force writes them again)")
+            _say(f"{path}: notes written before, skipped (--force writes them again)")
         elif isinstance(outcome, LivesubError):
             print(f"livesub: {outcome}", file=sys.stderr)
             failed += 1
         else:
             found = f"{outcome.summary} summary sentences, {outcome.topics} topics"
             items = f"{outcome.decisions} decisions, {outcome.actions} action items"
-            print(f"{path}: {found}, {items} -> {outcome.output}")
+            _say(f"{path}: {found}, {items} -> {outcome.output}")
     return EXIT_FAILED if failed else 0
 
 
@@ -658,7 +668,7 @@ def _bench(args: argparse.Namespace) -> int:
     if not reports:
         print("livesub: interrupted before any run finished; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(bench.table(reports))
+    _say(bench.table(reports))
     if args.json:
         first = reports[0][1]
         document = {**first, "config": reports[0][0], "complete": complete}

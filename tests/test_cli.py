@@ -146,6 +146,18 @@ def test_a_wav_output_needs_a_wav_name(option: str, tmp_path: Path, capsys: pyte
     assert f"{option} writes a WAV file: give a name ending in .wav" in error and error.count("\n") == 1
 
 
+def test_a_reader_that_goes_away_does_not_stop_the_work(tmp_path: Path) -> None:
+    # `livesub transcribe a b | head -0`: the report lines have nowhere to go, the files are written.
+    inputs = [str(FIXTURES / "fleurs-en-004.ogg"), str(FIXTURES / "fleurs-en-003.ogg")]
+    command = [sys.executable, "-m", "pipeline", "transcribe", *inputs, "--out", str(tmp_path), "--language", "en"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    assert (tmp_path / "fleurs-en-004.txt").exists() and (tmp_path / "fleurs-en-003.txt").exists()
+
+
 def test_english_only_model_refuses_other_languages(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(
         ["transcribe", str(FIXTURES / "fleurs-es-003.ogg"), "--model", "whisper-tiny-en", "--language", "es"]
