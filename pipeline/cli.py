@@ -8,6 +8,7 @@ normally), 70 for a bug (``-v`` shows its traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -574,9 +575,12 @@ def _live(args: argparse.Namespace) -> int:
             summary = {"audio_s": round(result.audio_s, 3), "wall_s": round(result.wall_s, 3)}
             counts = {"overflows": result.overflows, "lost": result.lost, "utterances": view.finals}
             events.write_record({"type": "session", **summary, **counts})
+    except OSError as e:  # the events file failed at the end: what else was saved still counts
+        failure = failure or LivesubError(f"output 'events' failed: {type(e).__name__}: {e}")
     finally:
         if events_file:
-            events_file.close()
+            with contextlib.suppress(OSError):  # its failure is the one already reported
+                events_file.close()
     if transcript is None:
         saved = "nothing (give --out DIR to keep the transcript)"
     else:
@@ -592,6 +596,9 @@ def _live(args: argparse.Namespace) -> int:
         print(f"livesub: the session stopped early; saved {saved}", file=sys.stderr)
         return EXIT_FAILED
     print(f"livesub: {view.finals} utterances in {result.audio_s:.1f} s; saved {saved}", file=sys.stderr)
+    if failure is not None:  # the session ran to its end, but an output failed at the last
+        print(f"livesub: error: {failure}", file=sys.stderr)
+        return EXIT_FAILED
     if result.speech is not None:
         spoken = result.speech.stats()
         where = [str(speech.wav.path)] if speech.wav is not None else []

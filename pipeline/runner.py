@@ -300,6 +300,7 @@ async def run_graph(
                     raise StageError(f"output '{branch.name}' fell more than {max_lag_s:g} s behind")
 
     opened: list[Sink] = []
+    finished = False
     try:
         for sink in sinks:
             sink.open()
@@ -318,6 +319,7 @@ async def run_graph(
                 branch.put(_END)
             await asyncio.gather(*outputs)
             watcher.cancel()
+        finished = True
     except BaseExceptionGroup as group_error:
         # Report the first real failure; the others are usually its consequences.
         first = group_error.exceptions[0]
@@ -325,8 +327,17 @@ async def run_graph(
             first = first.exceptions[0]
         raise first from None
     finally:
+        # Every output is closed, whatever another's close does: a failed events file must not
+        # keep the transcript from being saved. A failure to close is the session's error only
+        # when there is no other.
+        closing: StageError | None = None
         for sink in reversed(opened):
-            sink.close()
+            try:
+                sink.close()
+            except Exception as e:
+                closing = closing or _failure(f"output '{sink.name}'", e)
+        if closing is not None and finished:
+            raise closing
     stats: dict[str, Stats] = {}
     for stage in [*stages, *taps]:
         if hasattr(stage, "stats"):

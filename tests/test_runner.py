@@ -80,6 +80,8 @@ class Collect:
 
     def close(self) -> None:
         self.closed = True
+        if self.fail_at >= 0:  # a file that failed fails again as it is closed (a full disk)
+            raise OSError("disk full")
 
 
 def test_items_flow_in_order_through_every_stage_to_every_branch() -> None:
@@ -106,9 +108,18 @@ def test_user_errors_pass_through_unchanged() -> None:
         asyncio.run(run_graph(_numbers(10), [Explode(3, AudioError("bad audio"))]))
 
 
-def test_a_failing_branch_ends_the_session_with_its_name() -> None:
+def test_a_failing_branch_ends_the_session_with_its_name_and_every_other_output_is_closed() -> None:
+    kept, disk = Collect("transcript"), Collect("disk", fail_at=2)
     with pytest.raises(StageError, match="output 'disk' failed: OSError: disk full"):
-        asyncio.run(run_graph(_numbers(10), [Double()], [Collect("disk", fail_at=2)]))
+        asyncio.run(run_graph(_numbers(10), [Double()], [kept, disk]))
+    assert kept.closed  # the transcript is saved, though the failed output's close failed too
+
+
+def test_an_output_failing_as_it_closes_is_the_sessions_error() -> None:
+    kept, disk = Collect("transcript"), Collect("disk", fail_at=100)  # fails only as it closes
+    with pytest.raises(StageError, match="output 'disk' failed: OSError: disk full"):
+        asyncio.run(run_graph(_numbers(3), [Double()], [kept, disk]))
+    assert kept.closed and disk.closed
 
 
 def test_a_branch_too_far_behind_ends_the_session_with_its_name() -> None:
