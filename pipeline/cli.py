@@ -336,6 +336,14 @@ def _say(text: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _input_file(path: Path) -> None:
+    """Fails before any work when an input is not a file, saying what it is instead."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+
+
 def _writable(path: Path, *, directory: bool = False) -> None:
     """Fails before any work when an output could not be written there (the work would be lost):
     its directory is made now, and a file is created in it and removed. Trying is the only sure
@@ -426,8 +434,7 @@ def _notes(args: argparse.Namespace) -> int:
     args.target = None  # --to translates the notes, not the transcript
     config = _config(args)
     for path, output in notes.outputs_for(args.inputs, args.out).items():
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such file")
+        _input_file(path)
         _writable(output)
     whisper = any(p.suffix.lower() != ".json" for p in args.inputs)
     batch = args.ray is not None or (args.workers or 1) > 1
@@ -648,8 +655,7 @@ def _bench(args: argparse.Namespace) -> int:
             except ImportError:
                 raise ConfigError("translation quality needs sacrebleu: pip install 'livesub[bench]'") from None
     for path in args.inputs:
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such file")
+        _input_file(path)
     for output in (args.json, args.plot):
         if output is not None:
             _writable(output)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -56,7 +57,34 @@ def load_transcript(path: Path) -> dict[str, Any]:
         raise AudioError(f"{path}: not a livesub transcript ({type(e).__name__})") from None
     if not isinstance(document, dict) or not isinstance(document.get("segments"), list):
         raise AudioError(f"{path}: not a livesub transcript (no segments)")
+    for index, segment in enumerate(document["segments"]):
+        if (problem := _segment_problem(segment)) is not None:
+            raise AudioError(f"{path}: not a livesub transcript (segment {index}: {problem})")
     return document
+
+
+def _segment_problem(segment: Any) -> str | None:
+    """What is wrong with one segment of a transcript JSON, if anything."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not isinstance(segment, dict):
+        return "not an object"
+    if not (number(segment.get("start")) and number(segment.get("end")) and segment["start"] <= segment["end"]):
+        return "'start' and 'end' must be seconds, start first"
+    if not isinstance(segment.get("text"), str):
+        return "'text' must be a string"
+    for key in ("language", "speaker"):
+        if segment.get(key) is not None and not isinstance(segment[key], str):
+            return f"'{key}' must be a string"
+    words = segment.get("words", [])
+    if not isinstance(words, list) or not all(
+        isinstance(w, dict) and isinstance(w.get("word"), str) and number(w.get("start")) and number(w.get("end"))
+        for w in words
+    ):
+        return "'words' must be a list of {word, start, end}"
+    return None
 
 
 def recording_date(audio: Path | None, transcript: Path | None) -> tuple[str, str]:

@@ -158,6 +158,14 @@ def test_a_reader_that_goes_away_does_not_stop_the_work(tmp_path: Path) -> None:
     assert (tmp_path / "fleurs-en-004.txt").exists() and (tmp_path / "fleurs-en-003.txt").exists()
 
 
+@pytest.mark.parametrize("command", [["notes"], ["bench", "--mode", "instant"]])
+def test_a_directory_given_as_an_input_is_named_as_one(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([command[0], str(tmp_path), *command[1:]]) == 2
+    assert capsys.readouterr().err.strip() == f"livesub: error: {tmp_path}: is a directory, not a file"
+
+
 def test_english_only_model_refuses_other_languages(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(
         ["transcribe", str(FIXTURES / "fleurs-es-003.ogg"), "--model", "whisper-tiny-en", "--language", "es"]

@@ -102,6 +102,28 @@ def test_notes_refuse_a_pair_nothing_translates(tmp_path: Path, capsys: pytest.C
     assert "\n" not in error
 
 
+@pytest.mark.parametrize(
+    ("segment", "problem"),
+    [
+        ({"start": 0.0, "end": 1.0, "text": "Hi.", "words": "x"}, "'words' must be a list"),
+        ({"start": "a", "end": None, "text": 5}, "'start' and 'end' must be seconds"),
+        ({"start": 2.0, "end": 1.0, "text": "Hi."}, "'start' and 'end' must be seconds"),
+        ({"start": 0.0, "end": 1.0, "text": 5}, "'text' must be a string"),
+        ({"start": 0.0, "end": 1.0, "text": "Hi.", "speaker": 3}, "'speaker' must be a string"),
+        ("Hi.", "not an object"),
+    ],
+)
+def test_notes_refuse_a_transcript_with_a_malformed_segment(
+    segment: object, problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"segments": [segment]}), encoding="utf-8")
+    assert main(["notes", str(bad)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"livesub: {bad}: not a livesub transcript (segment 0: {problem}") and "\n" not in error
+    assert not (tmp_path / "bad.notes.md").exists()
+
+
 def test_notes_refuse_what_is_not_a_transcript(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "other.json"
     bad.write_text('{"hello": 1}', encoding="utf-8")
