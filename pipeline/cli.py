@@ -350,6 +350,8 @@ def _writable(path: Path, *, directory: bool = False) -> None:
     test: permission bits say nothing to root, nor about /proc or a read-only mount."""
     if not directory and path.is_dir():
         raise ConfigError(f"cannot write {path}: it is a directory")
+    if not directory and path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"cannot write {path}: the file is read-only")
     folder = path if directory else path.parent
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"cannot write {path}: {folder} is not a writable directory")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -164,6 +165,18 @@ def test_a_directory_given_as_an_input_is_named_as_one(
 ) -> None:
     assert cli.main([command[0], str(tmp_path), *command[1:]]) == 2
     assert capsys.readouterr().err.strip() == f"livesub: error: {tmp_path}: is a directory, not a file"
+
+
+def test_a_read_only_events_file_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    real_access = os.access
+    # As root (CI) permission bits do not bind, so the file's read-only state is the one os.access reports.
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == events else real_access(p, mode))
+    assert cli.main(["live", "--input", str(FIXTURES / "fleurs-en-004.ogg"), "--instant", "--events", str(events)]) == 2
+    assert capsys.readouterr().err.strip() == f"livesub: error: cannot write {events}: the file is read-only"
 
 
 def test_english_only_model_refuses_other_languages(capsys: pytest.CaptureFixture[str]) -> None:
