@@ -26,7 +26,7 @@ from pipeline.config import Config
 from pipeline.errors import AudioError
 from pipeline.events import AudioChunk, Translation
 from pipeline.inputs.audio import AudioReader
-from pipeline.outputs.formats import TranscriptWriter
+from pipeline.outputs.formats import transcript_writer
 from pipeline.outputs.progress import Progress
 from pipeline.runner import Emission, Policy, Stage, run_graph
 from pipeline.session import recording_stages
@@ -128,17 +128,10 @@ def _pass(
         bar = Progress(label, reader.duration, enabled=progress)
         vad, asr, translation = recording_stages(config, decoder, translator, on_progress=bar.update)
 
-        def writer_for(name: str) -> TranscriptWriter:
-            return TranscriptWriter(
-                target,
-                name,
-                config.output.formats,
-                max_cue_chars=config.output.max_cue_chars,
-                max_cue_s=config.output.max_cue_s,
-            )
-
-        writer = writer_for(stem)
-        translated = writer_for(f"{stem}.{config.translation.target}") if text_backend else None
+        writer = transcript_writer(target, stem, config.output)
+        translated = (
+            transcript_writer(target, f"{stem}.{config.translation.target}", config.output) if text_backend else None
+        )
         audio_end = 0.0
         last_json = time.monotonic()
 
@@ -225,8 +218,8 @@ def _pass(
     result.wall_s = time.perf_counter() - started
     result.language = asr.language or "/".join(asr.heard)
     if reader.damage:
-        kept = f"the transcript of the {audio_end:.1f} s before it is saved" if writer.segments else None
-        raise AudioError(f"{reader.damage}; {kept or 'no speech before it'}")
+        kept = f"the transcript of the {audio_end:.1f} s before it is saved"
+        raise AudioError(f"{reader.damage}; {kept if writer.segments else 'no speech before it'}")
     if not writer.segments:
         raise AudioError(f"{path}: no speech found in {audio_end:.1f} s of audio")
     return result

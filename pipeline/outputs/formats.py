@@ -18,6 +18,7 @@ from typing import IO, Any
 import srt
 
 from pipeline.algos.cues import Cue, cues_for, wrap_lines
+from pipeline.config import OutputConfig
 from pipeline.events import Transcript
 
 
@@ -171,3 +172,10 @@ class TranscriptWriter:
     @property
     def written(self) -> list[Path]:
         return [path for path in self.paths.values() if path.exists()] if self.segments else []
+
+
+def transcript_writer(out_dir: Path, stem: str, output: OutputConfig) -> TranscriptWriter:
+    """A writer of ``output.formats`` with cues as long as ``output`` allows."""
+    return TranscriptWriter(
+        out_dir, stem, output.formats, max_cue_chars=output.max_cue_chars, max_cue_s=output.max_cue_s
+    )

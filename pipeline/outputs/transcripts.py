@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.config import OutputConfig
 from pipeline.events import Transcript, Translation
-from pipeline.outputs.formats import TranscriptWriter
+from pipeline.outputs.formats import transcript_writer
 from pipeline.runner import Emission, Policy
 
 
@@ -31,13 +31,8 @@ class TranscriptSink:
         target: str = "",
         translation: dict[str, Any] | None = None,
     ) -> None:
-        def writer(name: str) -> TranscriptWriter:
-            return TranscriptWriter(
-                out_dir, name, output.formats, max_cue_chars=output.max_cue_chars, max_cue_s=output.max_cue_s
-            )
-
-        self._source = writer(stem)
-        self._translated = writer(f"{stem}.{target}") if target else None
+        self._source = transcript_writer(out_dir, stem, output)
+        self._translated = transcript_writer(out_dir, f"{stem}.{target}", output) if target else None
         self._about = about
         self._translation = translation
 
